@@ -1,0 +1,5 @@
+"""Entry point for ``python -m birdnet_edge``."""
+
+from birdnet_edge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Audio in: file decoding, live capture, the ring buffer and 3 s windows."""

@@ -1,0 +1,77 @@
+"""Decode audio files to 48 kHz mono float32 in blocks (soundfile + soxr)."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from birdnet_edge.errors import AudioError
+from birdnet_edge.model.files import SAMPLE_RATE
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def downmix(block: FloatArray) -> FloatArray:
+    """Average the channels of a ``[frames, channels]`` block to mono."""
+    if block.ndim == 1:
+        return block
+    if block.shape[1] == 1:
+        return block[:, 0]
+    return typing.cast(FloatArray, block.mean(axis=1, dtype=np.float32))
+
+
+def file_duration(path: Path) -> float:
+    """Length of an audio file in seconds."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
+        raise AudioError(_why(path, exc)) from None
+    return float(info.frames) / float(info.samplerate)
+
+
+def iter_audio(path: Path, block_seconds: float = 10.0) -> Iterator[FloatArray]:
+    """Yield the file's audio as consecutive 48 kHz mono float32 blocks.
+
+    Resampling, when the file is not at 48 kHz, runs through soxr's streaming resampler, so
+    block edges leave no trace in the signal.
+    """
+    import soundfile
+    import soxr
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file {path} does not exist: check the path")
+    try:
+        with soundfile.SoundFile(str(path)) as f:
+            rate = int(f.samplerate)
+            resampler = (
+                None
+                if rate == SAMPLE_RATE
+                else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            )
+            frames = max(1, int(block_seconds * rate))
+            while True:
+                block = f.read(frames, dtype="float32", always_2d=True)
+                last = len(block) < frames
+                mono = downmix(block)
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono, last=last)
+                if len(mono):
+                    yield np.ascontiguousarray(mono, dtype=np.float32)
+                if last:
+                    return
+    except AudioError:
+        raise
+    except Exception as exc:
+        raise AudioError(_why(path, exc)) from None
+
+
+def _why(path: Path, exc: BaseException) -> str:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot decode audio file {path} ({detail}): use a WAV, FLAC, OGG or MP3 file"

@@ -1,0 +1,61 @@
+"""A single-producer, single-consumer ring buffer of audio samples, addressed by sample number.
+
+The producer (the PortAudio callback, or a file reader) calls :meth:`RingBuffer.write`, which
+copies into preallocated memory and then advances :attr:`written`; it takes no lock and
+allocates nothing. The consumer reads any span that has not been overwritten yet by its absolute
+sample numbers, so windows can overlap and are stamped by sample count, not by reading time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class RingBuffer:
+    """Holds the most recent ``capacity`` samples of a stream."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = int(capacity)
+        self._data = np.zeros(self.capacity, dtype=np.float32)
+        #: Samples written since the start (only the producer changes it, after copying).
+        self.written = 0
+
+    def write(self, samples: FloatArray) -> None:
+        """Append samples (1-D float32); old samples are overwritten when full."""
+        n = len(samples)
+        if n > self.capacity:
+            samples = samples[n - self.capacity :]
+            self.written += n - self.capacity
+            n = self.capacity
+        pos = self.written % self.capacity
+        first = min(n, self.capacity - pos)
+        self._data[pos : pos + first] = samples[:first]
+        if first < n:
+            self._data[: n - first] = samples[first:]
+        self.written += n
+
+    def oldest(self) -> int:
+        """The first sample number still held."""
+        return max(0, self.written - self.capacity)
+
+    def read(self, start: int, out: FloatArray) -> bool:
+        """Copy samples ``start .. start+len(out)`` into ``out``.
+
+        Samples past :attr:`written` are left as they are in ``out`` (callers zero-pad).
+        Returns False when any of the span was overwritten before or during the copy.
+        """
+        end = min(start + len(out), self.written)
+        if start < self.oldest():
+            return False
+        n = end - start
+        if n > 0:
+            pos = start % self.capacity
+            first = min(n, self.capacity - pos)
+            out[:first] = self._data[pos : pos + first]
+            if first < n:
+                out[first:n] = self._data[: n - first]
+        # The producer may have lapped us while copying: then the copy is torn.
+        return start >= self.oldest()

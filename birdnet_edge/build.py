@@ -1,0 +1,63 @@
+"""Build the detection stack (classifier, labels, species filter) from a :class:`Config`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from birdnet_edge.config import Config
+from birdnet_edge.detector import Detector, Thresholds
+from birdnet_edge.filters import BoolArray, allowed_mask, excluded, week_of_year
+from birdnet_edge.model.birdnet import Classifier, RangeModel, load_labels
+from birdnet_edge.model.files import ModelPaths
+from birdnet_edge.model.labels import Label, read_species_list
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def model_paths(cfg: Config) -> ModelPaths:
+    return ModelPaths.at(cfg.model.dir, cfg.model.file)
+
+
+def species_filter(
+    cfg: Config, labels: Sequence[Label], today: dt.date | None = None
+) -> BoolArray | None:
+    """The mask of allowed labels: species list ∩ range model for the station, minus exclusions."""
+    chosen: list[frozenset[int]] = []
+    if cfg.filters.species_list is not None:
+        chosen.append(read_species_list(cfg.filters.species_list, labels))
+    lat, lon = cfg.station.latitude, cfg.station.longitude
+    if cfg.filters.range_filter and lat is not None and lon is not None:
+        week = cfg.filters.week
+        if week == 0:
+            week = week_of_year(today or dt.date.today())
+        meta = RangeModel(model_paths(cfg).meta, cfg.model.runtime, threads=1)
+        found = meta.species(lat, lon, week, cfg.filters.range_threshold)
+        _LOGGER.info(
+            "range filter: %d species expected at %.2f, %.2f in week %d", len(found), lat, lon, week
+        )
+        chosen.append(found)
+    return allowed_mask(len(labels), species=chosen, exclude=excluded(labels, cfg.filters.exclude))
+
+
+def thresholds(cfg: Config, labels: Sequence[Label]) -> Thresholds:
+    return Thresholds(
+        min_confidence=cfg.analysis.min_confidence,
+        sensitivity=cfg.analysis.sensitivity,
+        allowed=species_filter(cfg, labels),
+    )
+
+
+def load_detector(cfg: Config) -> Detector:
+    """Load the model and labels and build the filters the config asks for."""
+    paths = model_paths(cfg)
+    labels = load_labels(paths, cfg.model.locale)
+    classifier = Classifier(paths.audio, cfg.model.runtime, cfg.model.threads)
+    _LOGGER.info(
+        "model %s on %s with %d threads",
+        paths.audio.name,
+        classifier.runtime,
+        classifier.model.threads,
+    )
+    return Detector(classifier, labels, thresholds(cfg, labels))

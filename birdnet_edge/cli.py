@@ -1,0 +1,247 @@
+"""The ``birdnet-edge`` command line: parse, load the config, call into the package.
+
+Every :class:`BirdnetEdgeError` ends the command with its one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from birdnet_edge import __version__
+from birdnet_edge.config import Config, load_config
+from birdnet_edge.errors import BirdnetEdgeError
+from birdnet_edge.logs import setup_logging
+
+_LOGGER = logging.getLogger("birdnet_edge")
+
+Handler = Callable[[argparse.Namespace], int]
+
+ANALYZE_MIN_CONF = 0.25  # BirdNET-Analyzer's default, for files
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except BirdnetEdgeError as exc:
+        print(f"birdnet-edge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `birdnet-edge log | head`
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="birdnet-edge",
+        description="Real-time BirdNET bird-sound listener for Raspberry Pi-class computers.",
+    )
+    parser.add_argument("--version", action="version", version=f"birdnet-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    p = sub.add_parser("analyze", help="analyse audio files like BirdNET-Analyzer")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    _add_config(p)
+    p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    p.add_argument("--format", choices=("csv", "raven"), default="csv")
+    p.add_argument(
+        "--min-conf", type=float, help=f"minimum confidence (default {ANALYZE_MIN_CONF})"
+    )
+    p.add_argument("--sensitivity", type=float, help="sensitivity 0.5..1.5 (default 1.0)")
+    p.add_argument("--overlap", type=float, help="window overlap in seconds, 0 <= overlap < 3")
+    p.add_argument("--species-list", type=Path, help="only report the species in this file")
+    p.add_argument("--lat", type=float, help="latitude for the range filter")
+    p.add_argument("--lon", type=float, help="longitude for the range filter")
+    p.add_argument("--week", type=int, help="week 1..48 for the range filter, -1 = all year")
+    p.add_argument("--locale", help="language of common names, e.g. de")
+    _add_model_options(p)
+    p.set_defaults(handler=cmd_analyze)
+
+    p = sub.add_parser("model", help="install or inspect the BirdNET model")
+    msub = p.add_subparsers(metavar="ACTION")
+    m = msub.add_parser("install", help="download and verify the BirdNET V2.4 model")
+    _add_config(m)
+    m.add_argument("--model-dir", type=Path, help="install here (default: the data directory)")
+    m.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        metavar="PATH",
+        help="install this .tflite audio model (e.g. FP16 or INT8) after checking it",
+    )
+    m.add_argument(
+        "--locale",
+        action="append",
+        default=[],
+        metavar="LANG",
+        help="also install common names in LANG (repeatable)",
+    )
+    m.add_argument("--force", action="store_true", help="download again even if valid")
+    m.set_defaults(handler=cmd_model_install)
+    m = msub.add_parser("info", help="describe the installed models")
+    _add_config(m)
+    _add_model_options(m)
+    m.set_defaults(handler=cmd_model_info)
+    p.set_defaults(handler=lambda _a: _usage(p))
+
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument("file", type=Path)
+    p.set_defaults(handler=cmd_check_config)
+    return parser
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help()
+    return 2
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, help="config file (YAML)")
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-dir", type=Path, help="model directory")
+    p.add_argument("--model-file", help="audio model file name in the model directory")
+    p.add_argument("--runtime", choices=("auto", "litert", "tflite-runtime"))
+    p.add_argument("--threads", type=int, help="interpreter threads (0 = one per core)")
+
+
+def _replace(section: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` with only the options the user gave."""
+    given = {k: v for k, v in changes.items() if v is not None}
+    return dataclasses.replace(section, **given) if given else section
+
+
+def _config_with(args: argparse.Namespace) -> Config:
+    """The config file (or defaults) overridden by the command-line options given."""
+    cfg = load_config(args.config)
+    model = _replace(
+        cfg.model,
+        dir=getattr(args, "model_dir", None),
+        file=getattr(args, "model_file", None),
+        runtime=getattr(args, "runtime", None),
+        threads=getattr(args, "threads", None),
+        locale=getattr(args, "locale", None)
+        if isinstance(getattr(args, "locale", None), str)
+        else None,
+    )
+    return dataclasses.replace(cfg, model=model)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from birdnet_edge.analyze import analyze_file, write_csv, write_raven
+    from birdnet_edge.build import load_detector
+    from birdnet_edge.config import build
+
+    cfg = _config_with(args)
+    overlap = args.overlap if args.overlap is not None else cfg.analysis.overlap
+    if not 0.0 <= overlap < 3.0:
+        raise BirdnetEdgeError(f"--overlap must be at least 0 and less than 3 s, got {overlap:g}")
+    min_conf = args.min_conf
+    if min_conf is None:
+        min_conf = cfg.analysis.min_confidence if args.config else ANALYZE_MIN_CONF
+    # Validate the options through the config's own limits, so messages name the option.
+    analysis = build(
+        type(cfg.analysis),
+        {
+            "min_confidence": min_conf,
+            "sensitivity": args.sensitivity
+            if args.sensitivity is not None
+            else cfg.analysis.sensitivity,
+            "overlap": min(overlap, 2.9),
+        },
+        "options",
+    )
+    station = cfg.station
+    filters = _replace(cfg.filters, species_list=args.species_list, week=args.week)
+    if args.lat is not None or args.lon is not None:
+        if args.lat is None or args.lon is None:
+            raise BirdnetEdgeError("--lat and --lon must be given together")
+        station = dataclasses.replace(station, latitude=args.lat, longitude=args.lon)
+        filters = dataclasses.replace(filters, range_filter=True)
+    cfg = dataclasses.replace(cfg, analysis=analysis, station=station, filters=filters)
+    for f in args.files:
+        if not f.is_file():
+            raise BirdnetEdgeError(f"audio file {f} does not exist: check the path")
+    detector = load_detector(cfg)
+    write = write_raven if args.format == "raven" else write_csv
+    progress = sys.stderr.isatty()
+
+    def rows() -> Any:
+        for f in args.files:
+            yield from analyze_file(f, detector, overlap, progress=progress)
+
+    if args.output:
+        tmp = args.output.with_name(args.output.name + ".part")
+        with tmp.open("w", encoding="utf-8", newline="") as out:
+            n = write(rows(), out)
+        tmp.replace(args.output)
+        _LOGGER.info("%d detections written to %s", n, args.output)
+    else:
+        write(rows(), sys.stdout)
+    return 0
+
+
+def cmd_model_install(args: argparse.Namespace) -> int:
+    from birdnet_edge.model.files import ModelPaths
+    from birdnet_edge.model.install import install_from, install_locale, install_models
+
+    cfg = load_config(args.config)
+    directory = ModelPaths.at(args.model_dir or cfg.model.dir).dir
+    if args.source:
+        install_from(args.source, directory, runtime=cfg.model.runtime)
+    else:
+        install_models(directory, force=args.force)
+    for locale in args.locale:
+        install_locale(directory, locale)
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from birdnet_edge.build import model_paths
+    from birdnet_edge.model.files import META_MODEL
+    from birdnet_edge.model.inspect import summarize
+    from birdnet_edge.model.runtime import available_runtimes
+
+    cfg = _config_with(args)
+    paths = model_paths(cfg)
+    print(f"model directory: {paths.dir}")
+    print(f"runtimes installed: {', '.join(available_runtimes()) or 'none'}")
+    others = (
+        sorted(
+            p.name
+            for p in paths.dir.glob("*.tflite")
+            if p.name not in (paths.audio_name, META_MODEL)
+        )
+        if paths.dir.is_dir()
+        else []
+    )
+    for title, path in (("audio model (active)", paths.audio), ("range (meta) model", paths.meta)):
+        print(f"\n{title}")
+        for line in summarize(path, cfg.model.runtime).lines():
+            print(f"  {line}")
+    if others:
+        print(f"\nother models installed: {', '.join(others)}")
+    locales = sorted(p.stem.rsplit("_Labels_", 1)[1] for p in paths.dir.glob("*_Labels_*.txt"))
+    print(f"\nlabels: {paths.labels}" + (f" (+ locales: {', '.join(locales)})" if locales else ""))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    load_config(args.file)
+    print(f"{args.file}: OK")
+    return 0

@@ -1,0 +1,210 @@
+"""Typed, frozen configuration loaded strictly from YAML.
+
+Every section is a frozen dataclass; each field carries its documentation and limits in
+``field(metadata=...)``. :func:`load_config` refuses unknown keys and bad values with an error that
+names the key path (``analysis.overlap: must be between 0 and 2.9, got 3``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+from birdnet_edge.errors import ConfigError
+
+Runtime = Literal["auto", "litert", "tflite-runtime"]
+
+T = TypeVar("T")
+
+
+def _f(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None) -> Any:
+    """A config field with its documentation and optional inclusive numeric limits."""
+    return field(default=default, metadata={"doc": doc, "min": lo, "max": hi})
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """Where the listener stands."""
+
+    name: str = _f("garden", "Station name; used in the database, MQTT topics and device ids.")
+    latitude: float | None = _f(None, "Latitude in degrees (-90..90).", lo=-90, hi=90)
+    longitude: float | None = _f(None, "Longitude in degrees (-180..180).", lo=-180, hi=180)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model files and runtime to use."""
+
+    dir: Path | None = _f(None, "Model directory; default $XDG_DATA_HOME/birdnet-edge/models.")
+    file: str | None = _f(
+        None,
+        "Audio model file name inside `dir`, e.g. an FP16 or INT8 model installed "
+        "with `model install --from`; default the V2.4 FP32 model.",
+    )
+    runtime: Runtime = _f("auto", "TFLite runtime: auto, litert or tflite-runtime.")
+    threads: int = _f(0, "Interpreter threads; 0 = one per CPU core.", lo=0, hi=64)
+    locale: str | None = _f(None, "Language of common names, e.g. de (see `model install`).")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How scores become detections, exactly as BirdNET-Analyzer 2.4."""
+
+    sensitivity: float = _f(
+        1.0, "Detection sensitivity 0.5..1.5; higher finds more.", lo=0.5, hi=1.5
+    )
+    min_confidence: float = _f(
+        0.7, "Minimum confidence 0.01..0.99 for a detection.", lo=0.01, hi=0.99
+    )
+    overlap: float = _f(
+        0.0, "Window overlap in seconds 0..2.9; windows start every 3 - overlap s.", lo=0.0, hi=2.9
+    )
+
+
+@dataclass(frozen=True)
+class FiltersConfig:
+    """Which species may be reported."""
+
+    species_list: Path | None = _f(
+        None, "File of allowed species, one `Scientific name_Common name` per line."
+    )
+    range_filter: bool = _f(True, "Use the location/week range model when lat/lon are set.")
+    range_threshold: float = _f(
+        0.03, "Range-model occurrence threshold 0.01..0.99.", lo=0.01, hi=0.99
+    )
+    week: int = _f(
+        -1, "Week of year 1..48 for the range model; -1 = all year; 0 = current week.", lo=-1, hi=48
+    )
+    exclude: tuple[str, ...] = _f((), "Species never reported (scientific or common names).")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    station: StationConfig = field(default_factory=StationConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    filters: FiltersConfig = field(default_factory=FiltersConfig)
+
+    def __post_init__(self) -> None:
+        if (self.station.latitude is None) != (self.station.longitude is None):
+            raise ConfigError("station: latitude and longitude must be given together (or neither)")
+
+
+def load_config(path: Path | str | None) -> Config:
+    """Load and validate a YAML config file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist: copy config.example.yaml there and edit it"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: fix the syntax") from None
+    if data is None:
+        data = {}
+    return build(Config, data, "", base=path.parent)
+
+
+def build(cls: type[T], data: Any, prefix: str, *, base: Path | None = None) -> T:
+    """Build dataclass ``cls`` from ``data``, naming the key path in every error."""
+    where = prefix or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a mapping of keys to values")
+    assert dataclasses.is_dataclass(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(map(str, data)) - set(fields))
+    if unknown:
+        known = ", ".join(fields)
+        raise ConfigError(f"{_join(prefix, unknown[0])}: unknown key (known keys: {known})")
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key = _join(prefix, name)
+        kwargs[name] = _convert(hints[name], value, key, fields[name].metadata, base)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix + '.' if prefix else ''}{exc}") from None
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _convert(  # noqa: PLR0912 - one branch per supported type reads best
+    tp: Any, value: Any, key: str, meta: Any, base: Path | None
+) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, key, meta, base)
+    if dataclasses.is_dataclass(tp):
+        return build(typing.cast(type[Any], tp), value, key, base=base)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            allowed = ", ".join(map(str, choices))
+            raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list")
+        (inner,) = typing.get_args(tp)[:1]
+        return tuple(_convert(inner, v, f"{key}[{i}]", meta, base) for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false, got {value!r}")
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: must be a number, got {value!r}")
+        if tp is int and not float(value).is_integer():
+            raise ConfigError(f"{key}: must be a whole number, got {value!r}")
+        lo, hi = meta.get("min"), meta.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(f"{key}: must be between {lo:g} and {hi:g}, got {value!r}")
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: must be text, got {value!r}")
+        return str(value)
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: must be a file path, got {value!r}")
+        p = Path(os.path.expandvars(value)).expanduser()
+        return base / p if base is not None and not p.is_absolute() else p
+    raise TypeError(f"unsupported config type {tp!r} for {key}")  # a programming error
+
+
+def field_docs(cls: type[Any], prefix: str = "") -> dict[str, str]:
+    """Every key path of ``cls`` with its documentation (used to check the example config)."""
+    docs: dict[str, str] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = _join(prefix, f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            docs.update(field_docs(hints[f.name], key))
+        else:
+            docs[key] = f.metadata.get("doc", "")
+    return docs

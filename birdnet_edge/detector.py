@@ -1,0 +1,78 @@
+"""Windows of audio to scored windows: the model, BirdNET's scoring and the species filter.
+
+This is the one place where audio becomes confidences, shared by ``analyze`` and the daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from birdnet_edge.audio.ring import RingBuffer
+from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
+from birdnet_edge.filters import BoolArray, FloatArray, window_hits
+from birdnet_edge.model.birdnet import Classifier
+from birdnet_edge.model.files import WINDOW_SAMPLES
+from birdnet_edge.model.labels import Label
+from birdnet_edge.model.scoring import confidences
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The settings that turn logits into detections (reloadable as one value)."""
+
+    min_confidence: float = 0.25
+    sensitivity: float = 1.0
+    allowed: BoolArray | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ScoredWindow:
+    """One window's place in the stream, its confidences and the labels detected in it."""
+
+    span: WindowSpan
+    confidences: FloatArray
+    hits: list[tuple[int, float]]
+
+
+class Detector:
+    """Runs the classifier on batches of windows and applies scoring and filters."""
+
+    def __init__(
+        self, classifier: Classifier, labels: Sequence[Label], thresholds: Thresholds
+    ) -> None:
+        self.classifier = classifier
+        self.labels = labels
+        self.thresholds = thresholds
+
+    def score(self, windows: FloatArray, spans: Sequence[WindowSpan]) -> list[ScoredWindow]:
+        """Score ``windows[:len(spans)]``; each result owns its confidence row."""
+        n = len(spans)
+        if n == 0:
+            return []
+        t = self.thresholds  # read once: a reload swaps the whole value
+        conf = confidences(self.classifier.logits(windows[:n]), t.sensitivity)
+        return [
+            ScoredWindow(span, conf[i], window_hits(conf[i], t.min_confidence, t.allowed))
+            for i, span in enumerate(spans)
+        ]
+
+
+def scan(
+    chunks: Iterable[FloatArray],
+    detector: Detector,
+    overlap: float = 0.0,
+    batch_size: int = 8,
+) -> Iterator[ScoredWindow]:
+    """Score every window of a finite stream of 48 kHz mono chunks, in order."""
+    ring = RingBuffer(WINDOW_SAMPLES * (batch_size + 2))
+    windower = Windower(ring, overlap)
+    batch = make_batch(batch_size)
+    for chunk in chunks:
+        for start in range(0, len(chunk), WINDOW_SAMPLES):
+            ring.write(chunk[start : start + WINDOW_SAMPLES])
+            while windower.pending() >= batch_size:
+                yield from detector.score(batch, windower.take(batch))
+    while spans := windower.take(batch, final=True):
+        yield from detector.score(batch, spans)
+    assert windower.dropped_samples == 0, "scan() must not drop audio"

@@ -1,0 +1,1 @@
+"""The BirdNET model: runtimes, labels, scoring, range filter, install and inspection."""
