@@ -86,6 +86,98 @@ class FiltersConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """The microphone."""
+
+    device: str | None = _f(
+        None, "Input device: a name substring or an index from `birdnet-edge devices`; "
+        "default the system's default input."
+    )
+    channel: int | None = _f(
+        None, "Use only this input channel (0-based); default: downmix all channels.", lo=0
+    )
+    samplerate: int | None = _f(
+        None, "Open the device at this rate (resampled to 48 kHz); default 48000, or the "
+        "device's native rate if it refuses 48000.", lo=8000, hi=384000
+    )
+    ring_seconds: float = _f(
+        60.0, "Audio held in memory for the model to catch up (10..600 s).", lo=10, hi=600
+    )
+    stall_seconds: float = _f(
+        5.0, "Reopen the stream when no audio arrives for this long (1..60 s).", lo=1, hi=60
+    )
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """How window hits of one species merge into one detection event."""
+
+    gap_seconds: float = _f(
+        6.0, "An event closes when its species is not heard for this long (0..60 s).",
+        lo=0, hi=60,
+    )
+    max_seconds: float = _f(
+        300.0, "An event longer than this is closed and a new one opened (30..3600 s).",
+        lo=30, hi=3600,
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """The local SQLite detection log."""
+
+    path: Path | None = _f(
+        None, "SQLite file; default $XDG_STATE_HOME/birdnet-edge/detections.db "
+        "(/var/lib/birdnet-edge/detections.db under systemd)."
+    )
+    retention_days: int = _f(0, "Delete detections older than this; 0 = keep all.", lo=0)
+    max_size_mb: int = _f(0, "Prune the oldest detections above this size; 0 = no limit.", lo=0)
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """TLS for the MQTT connection."""
+
+    enabled: bool = _f(False, "Connect with TLS.")
+    ca_file: Path | None = _f(None, "CA certificate file; default the system's CAs.")
+    certfile: Path | None = _f(None, "Client certificate file (optional).")
+    keyfile: Path | None = _f(None, "Client key file (optional).")
+    insecure: bool = _f(False, "Skip the server hostname check (not recommended).")
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """Home Assistant MQTT discovery."""
+
+    enabled: bool = _f(True, "Publish Home Assistant discovery messages.")
+    prefix: str = _f("homeassistant", "Home Assistant's discovery prefix.")
+
+
+@dataclass(frozen=True)
+class MQTTConfig:
+    """Publishing detections over MQTT."""
+
+    enabled: bool = _f(False, "Publish detections to an MQTT broker.")
+    host: str = _f("localhost", "Broker host name or address.")
+    port: int = _f(1883, "Broker port (8883 is usual with TLS).", lo=1, hi=65535)
+    client_id: str | None = _f(None, "MQTT client id; default birdnet-edge-<station>.")
+    keepalive: int = _f(30, "Keepalive in seconds (5..3600).", lo=5, hi=3600)
+    protocol: Literal["3.1.1", "5"] = _f("3.1.1", "MQTT protocol version: 3.1.1 or 5.")
+    username: str | None = _f(None, "User name, if the broker wants one.")
+    password_file: Path | None = _f(
+        None, "File holding the password. Also read from $BIRDNET_EDGE_MQTT_PASSWORD or the "
+        "systemd credential mqtt-password ($CREDENTIALS_DIRECTORY)."
+    )
+    topic_prefix: str | None = _f(None, "Topic prefix; default birdnet-edge/<station>.")
+    min_windows: int = _f(
+        1, "Publish an event once it has this many windows over threshold (1 = at once).",
+        lo=1, hi=20,
+    )
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -93,6 +185,10 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     filters: FiltersConfig = field(default_factory=FiltersConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    mqtt: MQTTConfig = field(default_factory=MQTTConfig)
 
     def __post_init__(self) -> None:
         if (self.station.latitude is None) != (self.station.longitude is None):
@@ -163,6 +259,8 @@ def _convert(  # noqa: PLR0912 - one branch per supported type reads best
         return build(typing.cast(type[Any], tp), value, key, base=base)
     if origin is Literal:
         choices = typing.get_args(tp)
+        if value not in choices and str(value) in choices:  # `protocol: 5` in YAML is a number
+            value = str(value)
         if value not in choices:
             allowed = ", ".join(map(str, choices))
             raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}")

@@ -1,0 +1,59 @@
+"""Shared fixtures: the reference data, the installed model, and a CLI runner.
+
+``BIRDNET_EDGE_TEST_DATA`` points at the shared data folder (default ``../shared/data`` from the
+repository root); ``BIRDNET_EDGE_MODEL_DIR`` at an installed model (default: the user's data
+directory). Tests that need either skip with the reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from birdnet_edge.model.files import ModelPaths
+from birdnet_edge.model.install import verified
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Path(os.environ.get("BIRDNET_EDGE_TEST_DATA", REPO.parent / "shared" / "data"))
+    if not (path / "soundscape.flac").is_file():
+        pytest.skip(f"reference data not found in {path} (set BIRDNET_EDGE_TEST_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def soundscape(data_dir: Path) -> Path:
+    return data_dir / "soundscape.flac"
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    path = ModelPaths.at(
+        Path(os.environ["BIRDNET_EDGE_MODEL_DIR"]) if "BIRDNET_EDGE_MODEL_DIR" in os.environ
+        else None
+    ).dir
+    if not all(verified(path).values()):
+        pytest.skip(
+            f"BirdNET model not installed in {path}: run `birdnet-edge model install` "
+            "(or set BIRDNET_EDGE_MODEL_DIR)"
+        )
+    return path
+
+
+def run_cli(
+    args: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m birdnet_edge ARGS`` as a user would; returns the finished process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "birdnet_edge", *args],
+        capture_output=True, text=True, timeout=timeout, env=full_env, check=False,
+    )
