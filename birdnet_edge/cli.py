@@ -167,7 +167,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         "options",
     )
     station = cfg.station
-    filters = _replace(cfg.filters, species_list=args.species_list, week=args.week)
+    if args.week is not None and args.week != -1 and not 1 <= args.week <= 48:
+        raise BirdnetEdgeError(f"--week must be 1..48 or -1 (all year), got {args.week}")
+    week = args.week if args.week is not None else (None if args.config else -1)  # BNA: all year
+    filters = _replace(cfg.filters, species_list=args.species_list, week=week)
     if args.lat is not None or args.lon is not None:
         if args.lat is None or args.lon is None:
             raise BirdnetEdgeError("--lat and --lon must be given together")

@@ -80,7 +80,7 @@ class FiltersConfig:
         0.03, "Range-model occurrence threshold 0.01..0.99.", lo=0.01, hi=0.99
     )
     week: int = _f(
-        -1, "Week of year 1..48 for the range model; -1 = all year; 0 = current week.", lo=-1, hi=48
+        0, "Week of year 1..48 for the range model; -1 = all year; 0 = current week.", lo=-1, hi=48
     )
     exclude: tuple[str, ...] = _f((), "Species never reported (scientific or common names).")
 
@@ -90,15 +90,19 @@ class AudioConfig:
     """The microphone."""
 
     device: str | None = _f(
-        None, "Input device: a name substring or an index from `birdnet-edge devices`; "
-        "default the system's default input."
+        None,
+        "Input device: a name substring or an index from `birdnet-edge devices`; "
+        "default the system's default input.",
     )
     channel: int | None = _f(
         None, "Use only this input channel (0-based); default: downmix all channels.", lo=0
     )
     samplerate: int | None = _f(
-        None, "Open the device at this rate (resampled to 48 kHz); default 48000, or the "
-        "device's native rate if it refuses 48000.", lo=8000, hi=384000
+        None,
+        "Open the device at this rate (resampled to 48 kHz); default 48000, or the "
+        "device's native rate if it refuses 48000.",
+        lo=8000,
+        hi=384000,
     )
     ring_seconds: float = _f(
         60.0, "Audio held in memory for the model to catch up (10..600 s).", lo=10, hi=600
@@ -113,12 +117,16 @@ class EventsConfig:
     """How window hits of one species merge into one detection event."""
 
     gap_seconds: float = _f(
-        6.0, "An event closes when its species is not heard for this long (0..60 s).",
-        lo=0, hi=60,
+        6.0,
+        "An event closes when its species is not heard for this long (0..60 s).",
+        lo=0,
+        hi=60,
     )
     max_seconds: float = _f(
-        300.0, "An event longer than this is closed and a new one opened (30..3600 s).",
-        lo=30, hi=3600,
+        300.0,
+        "An event longer than this is closed and a new one opened (30..3600 s).",
+        lo=30,
+        hi=3600,
     )
 
 
@@ -127,8 +135,9 @@ class DatabaseConfig:
     """The local SQLite detection log."""
 
     path: Path | None = _f(
-        None, "SQLite file; default $XDG_STATE_HOME/birdnet-edge/detections.db "
-        "(/var/lib/birdnet-edge/detections.db under systemd)."
+        None,
+        "SQLite file; default $XDG_STATE_HOME/birdnet-edge/detections.db "
+        "(/var/lib/birdnet-edge/detections.db under systemd).",
     )
     retention_days: int = _f(0, "Delete detections older than this; 0 = keep all.", lo=0)
     max_size_mb: int = _f(0, "Prune the oldest detections above this size; 0 = no limit.", lo=0)
@@ -165,13 +174,16 @@ class MQTTConfig:
     protocol: Literal["3.1.1", "5"] = _f("3.1.1", "MQTT protocol version: 3.1.1 or 5.")
     username: str | None = _f(None, "User name, if the broker wants one.")
     password_file: Path | None = _f(
-        None, "File holding the password. Also read from $BIRDNET_EDGE_MQTT_PASSWORD or the "
-        "systemd credential mqtt-password ($CREDENTIALS_DIRECTORY)."
+        None,
+        "File holding the password. Also read from $BIRDNET_EDGE_MQTT_PASSWORD or the "
+        "systemd credential mqtt-password ($CREDENTIALS_DIRECTORY).",
     )
     topic_prefix: str | None = _f(None, "Topic prefix; default birdnet-edge/<station>.")
     min_windows: int = _f(
-        1, "Publish an event once it has this many windows over threshold (1 = at once).",
-        lo=1, hi=20,
+        1,
+        "Publish an event once it has this many windows over threshold (1 = at once).",
+        lo=1,
+        hi=20,
     )
     tls: TLSConfig = field(default_factory=TLSConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)

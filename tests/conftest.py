@@ -37,7 +37,8 @@ def soundscape(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
     path = ModelPaths.at(
-        Path(os.environ["BIRDNET_EDGE_MODEL_DIR"]) if "BIRDNET_EDGE_MODEL_DIR" in os.environ
+        Path(os.environ["BIRDNET_EDGE_MODEL_DIR"])
+        if "BIRDNET_EDGE_MODEL_DIR" in os.environ
         else None
     ).dir
     if not all(verified(path).values()):
@@ -55,5 +56,9 @@ def run_cli(
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "birdnet_edge", *args],
-        capture_output=True, text=True, timeout=timeout, env=full_env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        check=False,
     )

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from birdnet_edge.errors import BirdnetEdgeError, ModelError
+from birdnet_edge.model.tflite_check import check_tflite_file
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class TFLiteModel:
         self.threads = threads or default_threads()
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} is missing: run `birdnet-edge model install`")
+        check_tflite_file(self.path)
         module = _import(self.runtime)
         options: dict[str, Any] = {}
         if not delegates:

@@ -1,0 +1,109 @@
+"""``analyze`` reproduces BirdNET-Analyzer 2.4's results on the reference soundscape, row for row.
+
+Runs the real CLI in a subprocess with the runtime named by ``BIRDNET_EDGE_RUNTIME`` (default
+auto), so CI runs this file once per installed runtime.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+RUNTIME = os.environ.get("BIRDNET_EDGE_RUNTIME", "auto")
+
+
+def _expected(table: Path) -> list[tuple[float, float, str, str]]:
+    rows = csv.DictReader(table.open(encoding="utf-8"), delimiter="\t")
+    return [
+        (float(r["Begin Time (s)"]), float(r["End Time (s)"]), r["Common Name"], r["Confidence"])
+        for r in rows
+    ]
+
+
+def _analyze(soundscape: Path, model_dir: Path, *args: str) -> list[tuple[float, float, str, str]]:
+    proc = run_cli(
+        [
+            "analyze",
+            str(soundscape),
+            "--model-dir",
+            str(model_dir),
+            "--runtime",
+            RUNTIME,
+            *args,
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = csv.DictReader(io.StringIO(proc.stdout))
+    return [
+        (float(r["Start (s)"]), float(r["End (s)"]), r["Common name"], r["Confidence"])
+        for r in rows
+    ]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("case", "args"),
+    [
+        ("case1", ["--species-list", "{data}/species_list.txt", "--min-conf", "0.5"]),
+        ("case2", ["--species-list", "{data}/species_list.txt", "--min-conf", "0.1"]),
+        (
+            "case3",
+            [
+                "--lat",
+                "42.5",
+                "--lon",
+                "-76.45",
+                "--week",
+                "4",
+                "--min-conf",
+                "0.1",
+                "--locale",
+                "de",
+            ],
+        ),
+    ],
+)
+def test_matches_birdnet_analyzer(
+    case: str, args: list[str], soundscape: Path, data_dir: Path, model_dir: Path
+) -> None:
+    expected_dir = data_dir / "bna-2.4-expected"
+    if case == "case3" and not (model_dir / "BirdNET_GLOBAL_6K_V2.4_Labels_de.txt").is_file():
+        pytest.skip("German labels not installed: birdnet-edge model install --locale de")
+    args = [a.replace("{data}", str(expected_dir)) for a in args]
+    got = _analyze(soundscape, model_dir, *args)
+    want = _expected(expected_dir / f"{case}.table.txt")
+    assert got == want
+
+
+@pytest.mark.model
+def test_raven_output_has_the_same_rows(
+    soundscape: Path, data_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.txt"
+    proc = run_cli(
+        [
+            "analyze",
+            str(soundscape),
+            "--model-dir",
+            str(model_dir),
+            "--runtime",
+            RUNTIME,
+            "--species-list",
+            str(data_dir / "bna-2.4-expected" / "species_list.txt"),
+            "--min-conf",
+            "0.5",
+            "--format",
+            "raven",
+            "--output",
+            str(out),
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert _expected(out) == _expected(data_dir / "bna-2.4-expected" / "case1.table.txt")
