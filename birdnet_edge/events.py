@@ -96,8 +96,13 @@ class EventTracker:
                 current = None
             if current is None:
                 event = DetectionEvent(
-                    id=str(uuid.uuid4()), label=labels[index], start=start, end=end,
-                    confidence=confidence, windows=1, context=self.context,
+                    id=str(uuid.uuid4()),
+                    label=labels[index],
+                    start=start,
+                    end=end,
+                    confidence=confidence,
+                    windows=1,
+                    context=self.context,
                 )
                 self._open[index] = _Open(event, end)
                 changes.append(EventChange("opened", event))
