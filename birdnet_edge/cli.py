@@ -98,6 +98,41 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(handler=cmd_model_info)
     p.set_defaults(handler=lambda _a: _usage(p))
 
+    p = sub.add_parser("run", help="listen and report birds (the daemon)")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="config file (default: $CONFIGURATION_DIRECTORY or $XDG_CONFIG_HOME "
+        "birdnet-edge/config.yaml, if it exists)",
+    )
+    p.add_argument(
+        "--input",
+        type=Path,
+        metavar="FILE",
+        help="replay a recording through the live path instead of the microphone",
+    )
+    p.add_argument("--fast", action="store_true", help="with --input: as fast as possible")
+    p.add_argument(
+        "--start-time",
+        type=_timestamp,
+        metavar="ISO8601",
+        help="with --input: wall-clock time of the first sample (default now)",
+    )
+    p.add_argument(
+        "--scores-out",
+        type=Path,
+        metavar="FILE.npz",
+        help="also save every window's confidences (for checks and tests)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no line per detection on stdout")
+    _add_model_options(p)
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("devices", help="list audio input devices")
+    p.add_argument("-c", "--config", type=Path, help="mark the device this config picks")
+    p.set_defaults(handler=cmd_devices)
+
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("file", type=Path)
     p.set_defaults(handler=cmd_check_config)
@@ -241,6 +276,57 @@ def cmd_model_info(args: argparse.Namespace) -> int:
         print(f"\nother models installed: {', '.join(others)}")
     locales = sorted(p.stem.rsplit("_Labels_", 1)[1] for p in paths.dir.glob("*_Labels_*.txt"))
     print(f"\nlabels: {paths.labels}" + (f" (+ locales: {', '.join(locales)})" if locales else ""))
+    return 0
+
+
+def _timestamp(text: str) -> float:
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time
+    return when.timestamp()
+
+
+def _run_config_path(args: argparse.Namespace) -> Path | None:
+    from birdnet_edge.paths import default_config_path
+
+    if args.config is not None:
+        return Path(args.config)
+    default = default_config_path()
+    return default if default.is_file() else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from birdnet_edge.service import RunOptions, run_daemon
+
+    args.config = _run_config_path(args)
+    cfg = _config_with(args)
+    if args.config is not None:
+        _LOGGER.info("config %s", args.config)
+    options = RunOptions(
+        config_path=args.config,
+        input_file=args.input,
+        fast=args.fast,
+        start_time=args.start_time,
+        scores_out=args.scores_out,
+        console=not args.quiet,
+    )
+    return run_daemon(cfg, options)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from birdnet_edge.audio.sources import list_input_devices
+
+    cfg = load_config(args.config)
+    lines = list_input_devices(cfg.audio.device)
+    if not lines:
+        raise BirdnetEdgeError("no audio input devices found: plug in a USB microphone")
+    print("  idx  name  (input channels, default rate); * = the device the config picks")
+    print("\n".join(lines))
     return 0
 
 

@@ -20,6 +20,8 @@ from birdnet_edge.model.install import verified
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ("tests.pulse",)  # the `pulse` fixture: a real PulseAudio null sink
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

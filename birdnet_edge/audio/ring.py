@@ -22,6 +22,9 @@ class RingBuffer:
         self._data = np.zeros(self.capacity, dtype=np.float32)
         #: Samples written since the start (only the producer changes it, after copying).
         self.written = 0
+        #: The oldest sample the consumer still needs (only the consumer changes it); a
+        #: producer that must not lose audio (a file replay) waits while writing would pass it.
+        self.needed = 0
 
     def write(self, samples: FloatArray) -> None:
         """Append samples (1-D float32); old samples are overwritten when full."""
@@ -36,6 +39,10 @@ class RingBuffer:
         if first < n:
             self._data[: n - first] = samples[first:]
         self.written += n
+
+    def room(self) -> int:
+        """Samples that can be written without overwriting what the consumer still needs."""
+        return self.capacity - (self.written - self.needed)
 
     def oldest(self) -> int:
         """The first sample number still held."""

@@ -78,6 +78,7 @@ class Windower:
                 continue
             spans.append(WindowSpan(start, audio))
             self.next_start = start + self.hop
+            self.ring.needed = self.next_start
             self._last_end = start + WINDOW_SAMPLES
         return spans
 
@@ -86,6 +87,13 @@ class Windower:
         skipped = -(-(oldest - self.next_start) // self.hop)  # ceil
         self.dropped_samples += skipped * self.hop
         self.next_start += skipped * self.hop
+        self.ring.needed = self.next_start
+
+    def restart_at(self, sample: int) -> None:
+        """Continue with a window starting at ``sample`` (after a gap in the audio)."""
+        self.next_start = sample
+        self.ring.needed = sample
+        self._last_end = sample
 
 
 def make_batch(size: int) -> FloatArray:

@@ -1,0 +1,431 @@
+"""Where live audio comes from: a microphone (PortAudio) or a recording replayed as if live.
+
+A source fills a :class:`RingBuffer` with 48 kHz mono float32 samples and knows the wall-clock
+time of every sample number through a :class:`SampleClock`. The pipeline thread calls
+:meth:`Source.poll` between windows; that is where a source does its housekeeping (reopening a
+stalled or lost microphone, resampling), never in the audio callback.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from birdnet_edge.audio.decode import iter_audio
+from birdnet_edge.audio.ring import FloatArray, RingBuffer
+from birdnet_edge.errors import AudioError
+from birdnet_edge.model.files import SAMPLE_RATE
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class SampleClock:
+    """Maps sample numbers to wall-clock time through anchors set when audio (re)starts."""
+
+    def __init__(self) -> None:
+        self._samples: list[int] = []
+        self._times: list[float] = []
+
+    def anchor(self, sample: int, wall_time: float) -> None:
+        """Sample ``sample`` was captured at ``wall_time`` (seconds since the epoch)."""
+        if self._samples and sample <= self._samples[-1]:
+            self._samples[-1], self._times[-1] = sample, wall_time
+            return
+        self._samples.append(sample)
+        self._times.append(wall_time)
+        if len(self._samples) > 64:  # old anchors are never asked for again
+            del self._samples[:32], self._times[:32]
+
+    def time_of(self, sample: int) -> float:
+        """Wall-clock time of ``sample``, from the latest anchor at or before it."""
+        i = max(0, bisect.bisect_right(self._samples, sample) - 1)
+        return self._times[i] + (sample - self._samples[i]) / SAMPLE_RATE
+
+
+@dataclass
+class SourceStats:
+    """Counters a source keeps for the logs and the benchmark."""
+
+    overflows: int = 0  # PortAudio input overflow flags
+    reopens: int = 0  # times the stream was (re)opened after a loss
+
+
+class Source(Protocol):
+    """What the pipeline needs from an audio source."""
+
+    ring: RingBuffer
+    clock: SampleClock
+    stats: SourceStats
+
+    def start(self) -> None:
+        """Begin delivering audio (may keep retrying in the background)."""
+
+    def poll(self) -> bool:
+        """Housekeeping between windows; returns True once a finite source has ended."""
+
+    @property
+    def running(self) -> bool:
+        """Audio is flowing now."""
+
+    def gap(self) -> int | None:
+        """If audio restarted after a gap since the last call: the first new sample number."""
+
+    def stop(self) -> None:
+        """Stop delivering audio."""
+
+
+class FileSource:
+    """Replays a recording through the live path, paced at real time or as fast as possible.
+
+    ``fast`` replay never drops audio: the reader thread waits while the ring is full of
+    samples the pipeline still needs. Sample 0 is stamped with ``start_time``.
+    """
+
+    def __init__(
+        self, path: Path, ring: RingBuffer, *, fast: bool = False, start_time: float | None = None
+    ) -> None:
+        self.path = path
+        self.ring = ring
+        self.fast = fast
+        self.clock = SampleClock()
+        self.stats = SourceStats()
+        self.start_time = time.time() if start_time is None else start_time
+        self.error: AudioError | None = None
+        self._done = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="replay", daemon=True)
+        self._chunks: Iterator[FloatArray] = iter_audio(path, block_seconds=1.0)
+        # Open the file now, so a missing or unreadable file fails at start, not later.
+        self._first: FloatArray | None = next(self._chunks, None)
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def start(self) -> None:
+        self.clock.anchor(0, self.start_time)
+        self._thread.start()
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        block = SAMPLE_RATE // 10
+        try:
+            chunks = iter(()) if self._first is None else _chain(self._first, self._chunks)
+            for chunk in chunks:
+                for i in range(0, len(chunk), block):
+                    piece = chunk[i : i + block]
+                    while self.ring.room() < len(piece):  # backpressure: never overwrite
+                        if self._stop.wait(0.005):
+                            return
+                    if not self.fast:
+                        due = t0 + (self.ring.written + len(piece)) / SAMPLE_RATE
+                        if self._stop.wait(max(0.0, due - time.monotonic())):
+                            return
+                    self.ring.write(piece)
+        except AudioError as exc:
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def poll(self) -> bool:
+        if self.error is not None:
+            raise self.error
+        return self._done.is_set()
+
+    def gap(self) -> int | None:
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+
+def _chain(first: FloatArray, rest: Iterator[FloatArray]) -> Iterator[FloatArray]:
+    yield first
+    yield from rest
+
+
+class MicrophoneSource:
+    """A PortAudio input stream whose callback only copies into a preallocated ring buffer.
+
+    The device is chosen by name substring or index. When the device refuses 48 kHz it is
+    opened at its native rate: the callback fills a capture ring at that rate and :meth:`poll`
+    moves new samples through soxr's streaming resampler into the 48 kHz ring, so windows stay
+    continuous across blocks. A missing device, or a stream that delivers nothing for
+    ``stall_seconds``, is (re)opened with backoff while the daemon keeps running.
+    """
+
+    BLOCK_SECONDS = 0.1
+    MAX_BACKOFF = 30.0
+
+    def __init__(
+        self,
+        ring: RingBuffer,
+        *,
+        device: str | None = None,
+        channel: int | None = None,
+        samplerate: int | None = None,
+        stall_seconds: float = 5.0,
+    ) -> None:
+        self.ring = ring
+        self.device = device
+        self.channel = channel
+        self.samplerate = samplerate
+        self.stall_seconds = stall_seconds
+        self.clock = SampleClock()
+        self.stats = SourceStats()
+        self._stream: Any = None
+        self._capture: RingBuffer | None = None  # at the device rate, when resampling
+        self._resampler: Any = None
+        self._moved = 0  # capture-ring samples already resampled
+        self._scratch = np.zeros(0, dtype=np.float32)
+        self._last_callback = 0.0
+        self._opened_at = 0.0
+        self._next_try = 0.0
+        self._backoff = 1.0
+        self._gap_at: int | None = None
+        self._failing = False
+
+    @property
+    def running(self) -> bool:
+        return self._stream is not None and self._last_callback > 0.0
+
+    def start(self) -> None:
+        self._try_open()
+
+    # -- the audio callback: copies only -------------------------------------------------
+    def _callback(self, indata: Any, frames: int, _time: Any, status: Any) -> None:
+        if status.input_overflow:
+            self.stats.overflows += 1
+        target = self._capture or self.ring
+        if self.channel is not None:
+            target.write(indata[:, self.channel])
+        elif indata.shape[1] == 1:
+            target.write(indata[:, 0])
+        else:
+            mono = self._scratch[:frames]
+            np.mean(indata, axis=1, out=mono)
+            target.write(mono)
+        self._last_callback = time.monotonic()
+
+    # -- housekeeping, on the pipeline thread ----------------------------------------------
+    def poll(self) -> bool:
+        now = time.monotonic()
+        if self._stream is None:
+            if now >= self._next_try:
+                self._try_open()
+            return False
+        if self._resampler is not None:
+            self._resample()
+        last = self._last_callback or self._opened_at
+        if now - last > self.stall_seconds or not self._stream.active:
+            _LOGGER.error(
+                "microphone %s stopped delivering audio: reopening it (check the USB "
+                "connection if this repeats)",
+                self._describe(),
+            )
+            self._close()
+            self._next_try = now
+        return False
+
+    def gap(self) -> int | None:
+        gap, self._gap_at = self._gap_at, None
+        return gap
+
+    def _resample(self) -> None:
+        assert self._capture is not None
+        new = self._capture.written - self._moved
+        if new <= 0:
+            return
+        buf = np.empty(new, dtype=np.float32)
+        if not self._capture.read(self._moved, buf):
+            self.stats.overflows += 1  # the pipeline thread fell behind the capture ring
+            self._moved = self._capture.oldest()
+            return
+        self._moved += new
+        self.ring.write(np.asarray(self._resampler.resample_chunk(buf), dtype=np.float32))
+
+    def _try_open(self) -> None:
+        sd = _sounddevice()
+        if self.stats.reopens or self._failing:
+            # PortAudio lists devices once per initialisation: refresh it to see a device that
+            # was plugged in (or came back) since.
+            sd._terminate()
+            sd._initialize()
+        try:
+            index = find_input_device(self.device)
+            info = sd.query_devices(index, "input")
+            available = int(info["max_input_channels"])
+            _check_channel(self.channel, available, str(info["name"]))
+            channels = open_channels(available, self.channel)
+            rate = self._pick_rate(sd, index, channels)
+            self._prepare(rate, channels)
+            stream = sd.InputStream(
+                device=index,
+                channels=channels,
+                samplerate=rate,
+                dtype="float32",
+                blocksize=int(rate * self.BLOCK_SECONDS),
+                callback=self._callback,
+            )
+            self._last_callback = 0.0
+            stream.start()
+        except (AudioError, sd.PortAudioError, ValueError) as exc:
+            if not self._failing:
+                _LOGGER.error(
+                    "%s; retrying in the background (plug in the microphone or set "
+                    "audio.device; `birdnet-edge devices` lists them)",
+                    _one_line(exc),
+                )
+            self._failing = True
+            self._next_try = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)
+            return
+        self._stream = stream
+        self._opened_at = time.monotonic()
+        # Sample numbers continue across reopenings; the clock and the windows restart here.
+        self.clock.anchor(self.ring.written, time.time() - float(stream.latency))
+        self._gap_at = self.ring.written
+        self.stats.reopens += 1
+        self._backoff = 1.0
+        if self._failing or self.stats.reopens > 1:
+            _LOGGER.info("microphone %s is back: listening again", self._describe())
+        else:
+            _LOGGER.info("listening on %s at %d Hz", self._describe(), rate)
+        self._failing = False
+
+    def _pick_rate(self, sd: Any, index: int, channels: int) -> int:
+        if self.samplerate:
+            return self.samplerate
+        try:
+            sd.check_input_settings(
+                device=index, channels=channels, samplerate=SAMPLE_RATE, dtype="float32"
+            )
+        except (sd.PortAudioError, ValueError):
+            native = int(sd.query_devices(index, "input")["default_samplerate"])
+            _LOGGER.info(
+                "device refuses %d Hz: capturing at %d Hz and resampling", SAMPLE_RATE, native
+            )
+            return native
+        return SAMPLE_RATE
+
+    def _prepare(self, rate: int, channels: int) -> None:
+        import soxr
+
+        block = int(rate * self.BLOCK_SECONDS)
+        self._scratch = np.zeros(block * 4, dtype=np.float32)  # PortAudio may send more
+        if rate == SAMPLE_RATE:
+            self._capture, self._resampler = None, None
+        else:
+            self._capture = RingBuffer(rate * 10)
+            self._moved = 0
+            self._resampler = soxr.ResampleStream(
+                rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ"
+            )
+        del channels
+
+    def _describe(self) -> str:
+        return repr(self.device) if self.device is not None else "the default input device"
+
+    def _close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort(ignore_errors=True)
+                stream.close(ignore_errors=True)
+            except Exception:  # a vanished device may fail any call
+                _LOGGER.debug("closing the lost stream failed", exc_info=True)
+
+    def stop(self) -> None:
+        self._close()
+
+
+def open_channels(available: int, channel: int | None) -> int:
+    """How many channels to open: enough for ``channel``, else all of a real device's.
+
+    Sound-server devices (ALSA ``pulse``/``default``) claim 32 or more channels; opening one
+    lets the server downmix instead of averaging dozens of copied or silent channels.
+    """
+    if channel is not None:
+        return channel + 1
+    return available if available <= 8 else 1
+
+
+def _check_channel(channel: int | None, channels: int, name: str) -> None:
+    if channel is not None and channel >= channels:
+        raise AudioError(
+            f"audio.channel {channel} does not exist on {name!r}, which has {channels} input "
+            f"channels: use 0..{channels - 1}"
+        )
+
+
+def _sounddevice() -> Any:
+    try:
+        import sounddevice
+    except OSError as exc:  # raised when libportaudio is missing
+        raise AudioError(
+            f"PortAudio is not available ({exc}): sudo apt-get install libportaudio2"
+        ) from None
+    return sounddevice
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def find_input_device(spec: str | None) -> int:
+    """The input device index for ``spec``: an index, a name substring, or None (default)."""
+    sd = _sounddevice()
+
+    devices = list(sd.query_devices())
+    if spec is None:
+        index = sd.default.device[0]
+        if index is None or index < 0:
+            inputs = [i for i, d in enumerate(devices) if d["max_input_channels"] > 0]
+            if not inputs:
+                raise AudioError("no audio input device found")
+            return inputs[0]
+        return int(index)
+    if spec.strip().isdigit():
+        index = int(spec)
+        if index >= len(devices) or devices[index]["max_input_channels"] < 1:
+            raise AudioError(f"audio.device {index} is not an input device")
+        return index
+    matches = [
+        i
+        for i, d in enumerate(devices)
+        if d["max_input_channels"] > 0 and spec.casefold() in str(d["name"]).casefold()
+    ]
+    if not matches:
+        raise AudioError(f"no input device matches audio.device {spec!r}")
+    return matches[0]
+
+
+def list_input_devices(spec: str | None) -> list[str]:
+    """Lines describing every input device, the one ``spec`` picks marked with ``*``."""
+    sd = _sounddevice()
+
+    try:
+        chosen: int | None = find_input_device(spec)
+    except AudioError:
+        chosen = None
+    lines = []
+    for i, d in enumerate(sd.query_devices()):
+        if d["max_input_channels"] < 1:
+            continue
+        mark = "*" if i == chosen else " "
+        lines.append(
+            f"{mark} {i:3d}  {d['name']}  ({d['max_input_channels']} ch, "
+            f"{int(d['default_samplerate'])} Hz)"
+        )
+    return lines

@@ -1,0 +1,155 @@
+"""The inference loop: ring buffer -> windows -> model -> events -> sinks, on one thread.
+
+When the model falls behind, every window that is ready runs in one batch instead of being
+dropped; audio is lost only when the ring buffer itself overflows, and then the loss is counted
+and logged at most once a minute with what to do about it.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from birdnet_edge.audio.sources import Source
+from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
+from birdnet_edge.detector import Detector, ScoredWindow
+from birdnet_edge.events import EventChange, EventTracker
+from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
+from birdnet_edge.sinks import Sink
+
+_LOGGER = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.02
+REPORT_EVERY = 60.0
+
+
+@dataclass
+class ListenerStats:
+    """What the loop has done, for STATUS lines, logs and the benchmark."""
+
+    windows: int = 0
+    batches: int = 0
+    events: int = 0
+    dropped_seconds: float = 0.0
+    last_batch: float = 0.0  # time.monotonic() of the last batch scored
+    heartbeat: float = 0.0  # time.monotonic() of the loop's last turn (for the watchdog)
+    #: Seconds from the end of a window's audio to its events leaving the pipeline.
+    latencies: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=10_000)
+    )
+
+
+class Listener:
+    """Cuts windows from a source's ring, scores them, and hands event changes to sinks."""
+
+    def __init__(
+        self,
+        source: Source,
+        detector: Detector,
+        tracker: EventTracker,
+        sinks: Sequence[Sink],
+        *,
+        overlap: float = 0.0,
+        max_batch: int = 16,
+        on_batch: Callable[[Sequence[ScoredWindow]], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.detector = detector
+        self.tracker = tracker
+        self.sinks = list(sinks)
+        self.windower = Windower(source.ring, overlap)
+        self.batch = make_batch(max_batch)
+        self.on_batch = on_batch
+        self.stats = ListenerStats()
+        self._new_overlap: float | None = None
+        self._reported_drop = 0
+        self._reported_overflows = 0
+        self._next_report = 0.0
+
+    def set_overlap(self, overlap: float) -> None:
+        """Change the overlap from the next window on (applied on the loop's thread)."""
+        self._new_overlap = overlap
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set or a finite source has ended and been fully scored."""
+        self.source.start()
+        try:
+            while not stop.is_set():
+                self.stats.heartbeat = time.monotonic()
+                ended = self.source.poll()
+                gap = self.source.gap()
+                if gap is not None and gap != self.windower.next_start:
+                    self.windower.restart_at(gap)  # a partial window before a gap is not scored
+                if self._new_overlap is not None:
+                    self.windower.set_overlap(self._new_overlap)
+                    self._new_overlap = None
+                spans = self.windower.take(self.batch)
+                if spans:
+                    self._process(spans)
+                elif ended:
+                    while spans := self.windower.take(self.batch, final=True):
+                        self._process(spans)
+                    break
+                else:
+                    stop.wait(POLL_SECONDS)
+                self._report_losses()
+        finally:
+            self.source.stop()
+            self._emit(self.tracker.close_all())
+
+    def _process(self, spans: list[WindowSpan]) -> None:
+        scored = self.detector.score(self.batch, spans)
+        labels = self.detector.labels
+        clock = self.source.clock
+        audio_end = 0.0
+        for window in scored:
+            start = clock.time_of(window.span.start)
+            end = start + WINDOW_SAMPLES / SAMPLE_RATE
+            audio_end = clock.time_of(window.span.start + window.span.audio)
+            self._emit(self.tracker.window(_utc(start), _utc(end), window.hits, labels))
+        now = time.time()
+        self.stats.latencies.append(now - audio_end)
+        self.stats.windows += len(scored)
+        self.stats.batches += 1
+        self.stats.last_batch = time.monotonic()
+        if self.on_batch is not None:
+            self.on_batch(scored)
+
+    def _emit(self, changes: list[EventChange]) -> None:
+        for change in changes:
+            if change.kind == "opened":
+                self.stats.events += 1
+            for sink in self.sinks:
+                sink.handle(change)
+
+    def _report_losses(self) -> None:
+        now = time.monotonic()
+        if now < self._next_report:
+            return
+        dropped = self.windower.dropped_samples
+        overflows = self.source.stats.overflows
+        if dropped > self._reported_drop:
+            seconds = (dropped - self._reported_drop) / SAMPLE_RATE
+            self.stats.dropped_seconds += seconds
+            _LOGGER.warning(
+                "the model fell behind and %.1f s of audio were dropped: lower analysis.overlap, "
+                "use an INT8 model, or raise model.threads",
+                seconds,
+            )
+        if overflows > self._reported_overflows:
+            _LOGGER.warning(
+                "the sound card reported %d input overflows (audio lost before the ring "
+                "buffer): the system is overloaded",
+                overflows - self._reported_overflows,
+            )
+        self._reported_drop, self._reported_overflows = dropped, overflows
+        self._next_report = now + REPORT_EVERY
+
+
+def _utc(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.timezone.utc)
