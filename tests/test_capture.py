@@ -60,11 +60,11 @@ def _excerpt(soundscape: Path, tmp_path: Path, start: float, end: float) -> Path
     return path
 
 
-def _config(tmp_path: Path, model_dir: Path, data_dir: Path) -> Path:
+def _config(tmp_path: Path, model_dir: Path, data_dir: Path, rate: int | None = None) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(
         f"model: {{dir: {model_dir}}}\n"
-        "audio: {device: pulse, stall_seconds: 2}\n"
+        f"audio: {{device: pulse, stall_seconds: 2, samplerate: {rate or 'null'}}}\n"
         "analysis: {min_confidence: 0.3}\n"
         f"filters: {{species_list: {data_dir}/bna-2.4-expected/species_list.txt}}\n"
     )
@@ -75,13 +75,19 @@ def _species(lines: list[str]) -> set[str]:
     return {line.split(" ", 2)[2].rsplit(" (", 1)[0] for line in lines if "(" in line}
 
 
+@pytest.mark.parametrize("rate", [None, 44_100], ids=["48kHz", "44.1kHz-resampled"])
 def test_live_microphone_stream_detects_the_played_birds(
-    pulse: PulseServer, soundscape: Path, model_dir: Path, data_dir: Path, tmp_path: Path
+    pulse: PulseServer,
+    soundscape: Path,
+    model_dir: Path,
+    data_dir: Path,
+    tmp_path: Path,
+    rate: int | None,
 ) -> None:
     clip = _excerpt(soundscape, tmp_path, 0, 24)  # 24 s of real-time audio
-    daemon = Daemon(["-c", str(_config(tmp_path, model_dir, data_dir))], pulse.env)
+    daemon = Daemon(["-c", str(_config(tmp_path, model_dir, data_dir, rate))], pulse.env)
     try:
-        daemon.wait_for("listening on 'pulse'", timeout=60)
+        daemon.wait_for(f"listening on 'pulse' at {rate or 48000} Hz", timeout=60)
         pulse.play(clip).wait(timeout=60)
         time.sleep(4)  # the last window closes 3 s after the end of the audio
     finally:
