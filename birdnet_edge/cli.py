@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(metavar="COMMAND")
 
+    _add_analyze_parser(sub)
+    _add_model_parser(sub)
+    _add_daemon_parsers(sub)
+    return parser
+
+
+def _add_analyze_parser(sub: Any) -> None:
     p = sub.add_parser("analyze", help="analyse audio files like BirdNET-Analyzer")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     _add_config(p)
@@ -71,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.set_defaults(handler=cmd_analyze)
 
+
+def _add_model_parser(sub: Any) -> None:
     p = sub.add_parser("model", help="install or inspect the BirdNET model")
     msub = p.add_subparsers(metavar="ACTION")
     m = msub.add_parser("install", help="download and verify the BirdNET V2.4 model")
@@ -91,13 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="also install common names in LANG (repeatable)",
     )
     m.add_argument("--force", action="store_true", help="download again even if valid")
+    m.add_argument(
+        "--optimize",
+        action="store_true",
+        help="also derive the exact, faster FP32 variant (see `model optimize`)",
+    )
     m.set_defaults(handler=cmd_model_install)
     m = msub.add_parser("info", help="describe the installed models")
     _add_config(m)
     _add_model_options(m)
     m.set_defaults(handler=cmd_model_info)
+    m = msub.add_parser("optimize", help="write the exact, faster FP32 variant (checked first)")
+    _add_config(m)
+    _add_model_options(m)
+    m.add_argument("--audio", type=Path, help="a real recording to include in the check")
+    m.set_defaults(handler=cmd_model_optimize)
     p.set_defaults(handler=lambda _a: _usage(p))
 
+
+def _add_daemon_parsers(sub: Any) -> None:
     p = sub.add_parser("run", help="listen and report birds (the daemon)")
     p.add_argument(
         "-c",
@@ -133,10 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", type=Path, help="mark the device this config picks")
     p.set_defaults(handler=cmd_devices)
 
+    p = sub.add_parser("benchmark", help="time each model variant, runtime and thread count")
+    _add_config(p)
+    p.add_argument("--model-dir", type=Path, help="model directory")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_benchmark)
+
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("file", type=Path)
     p.set_defaults(handler=cmd_check_config)
-    return parser
 
 
 def _usage(p: argparse.ArgumentParser) -> int:
@@ -246,7 +272,41 @@ def cmd_model_install(args: argparse.Namespace) -> int:
         install_models(directory, force=args.force)
     for locale in args.locale:
         install_locale(directory, locale)
+    if args.optimize:
+        from birdnet_edge.model.optimize import optimize_model
+
+        optimize_model(directory, cfg.model.runtime, say=print)
     return 0
+
+
+def cmd_model_optimize(args: argparse.Namespace) -> int:
+    from birdnet_edge.build import model_paths
+    from birdnet_edge.model.optimize import optimize_model
+
+    cfg = _config_with(args)
+    result = optimize_model(
+        model_paths(cfg).dir,
+        cfg.model.runtime,
+        real_audio=args.audio,
+        say=print,
+        threshold=cfg.analysis.min_confidence,
+        sensitivity=cfg.analysis.sensitivity,
+        threads=cfg.model.threads,
+    )
+    return 0 if result.accepted else 1
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from birdnet_edge.bench.model_bench import main as bench_main
+
+    cfg = load_config(args.config)
+    model_dir = args.model_dir or cfg.model.dir
+    return bench_main(
+        [
+            *(["--model-dir", str(model_dir)] if model_dir else []),
+            *(["--json"] if args.json else []),
+        ]
+    )
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
@@ -274,6 +334,16 @@ def cmd_model_info(args: argparse.Namespace) -> int:
             print(f"  {line}")
     if others:
         print(f"\nother models installed: {', '.join(others)}")
+    from birdnet_edge.model.optimize import read_report
+
+    report = read_report(paths.dir)
+    if report is not None:
+        active = (
+            "active"
+            if paths.audio_name.endswith(".optimized.tflite")
+            else ("not active: set model.file to use it")
+        )
+        print(f"optimised variant ({active}): {report.get('reason', '')}")
     locales = sorted(p.stem.rsplit("_Labels_", 1)[1] for p in paths.dir.glob("*_Labels_*.txt"))
     print(f"\nlabels: {paths.labels}" + (f" (+ locales: {', '.join(locales)})" if locales else ""))
     return 0

@@ -1,0 +1,191 @@
+"""The optimised BirdNET variant: rewrite, structure, equivalence check and its rejections."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from birdnet_edge.model import optimize
+from birdnet_edge.model.files import AUDIO_MODEL, NUM_CLASSES, WINDOW_SAMPLES
+from birdnet_edge.model.inspect import summarize
+from birdnet_edge.model.runtime import TFLiteModel, available_runtimes
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def rewritten(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data, framings = optimize.rewrite(model_dir / AUDIO_MODEL)
+    assert [(f.length, f.hop, f.frames) for f in framings] == [(2048, 278, 511), (1024, 280, 511)]
+    path = tmp_path_factory.mktemp("optimized") / optimize.OPTIMIZED_MODEL
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def model_copy(model_dir: Path, tmp_path: Path) -> Path:
+    """A model directory of our own holding (a link to) the installed FP32 model."""
+    (tmp_path / AUDIO_MODEL).symlink_to(model_dir / AUDIO_MODEL)
+    return tmp_path
+
+
+def _scaled_kernel(data: bytes, factor: float) -> bytes:
+    """The rewritten model with its folded DFT kernels multiplied by ``factor``."""
+    schema = optimize._schema()
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    graph = model.subgraphs[0]
+    scaled = 0
+    for tensor in graph.tensors:
+        if tensor.name.decode().endswith("/mel_dft_kernel"):
+            buf = model.buffers[tensor.buffer]
+            values = np.frombuffer(bytes(buf.data), "<f4") * np.float32(factor)
+            buf.data = np.frombuffer(values.astype("<f4").tobytes(), np.uint8)
+            scaled += 1
+    assert scaled == 2
+    return optimize._pack(model, len(data))
+
+
+def test_rewrite_keeps_shapes_and_dynamic_batch(model_dir: Path, rewritten: Path) -> None:
+    original = TFLiteModel(model_dir / AUDIO_MODEL, threads=1)
+    candidate = TFLiteModel(rewritten, threads=1)
+    candidate.check_shape(WINDOW_SAMPLES, NUM_CLASSES)
+    assert candidate.input.shape == (-1, WINDOW_SAMPLES)
+    assert candidate.output.shape == original.output.shape == (-1, NUM_CLASSES)
+    assert optimize.structure_problem(original, candidate) is None
+    x = optimize.generated_windows()[:3]
+    assert candidate.predict(x).shape == (3, NUM_CLASSES)
+    assert candidate.predict(x[:1]).shape == (1, NUM_CLASSES)
+
+
+def test_rewrite_replaces_the_fft_by_convolutions(model_dir: Path, rewritten: Path) -> None:
+    before = summarize(model_dir / AUDIO_MODEL).operators
+    after = summarize(rewritten).operators
+    assert before["RFFT2D"] == 2
+    assert "RFFT2D" not in after
+    assert "GATHER" not in after
+    assert after["CONV_2D"] == before["CONV_2D"] + 2 * 4  # kernel, offsets, steps, differences
+    assert sum(after.values()) < sum(before.values())
+
+
+def test_rewrite_matches_the_original(model_dir: Path, rewritten: Path) -> None:
+    original = TFLiteModel(model_dir / AUDIO_MODEL, threads=1)
+    candidate = TFLiteModel(rewritten, threads=1)
+    result = optimize.compare(original, candidate, optimize.generated_windows(), (0.25, 0.7))
+    assert result.failure() is None, result.lines()
+    assert result.max_delta_p <= optimize.MAX_DELTA_P
+    assert result.top1_agree == result.windows
+    # Digital silence is exact to float32 rounding (the block offsets are split off).
+    silence = np.zeros((1, WINDOW_SAMPLES), np.float32)
+    np.testing.assert_allclose(
+        candidate.predict(silence), original.predict(silence), rtol=0, atol=1e-4
+    )
+
+
+def test_a_broken_rewrite_is_rejected(model_dir: Path, rewritten: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(_scaled_kernel(rewritten.read_bytes(), 1.01))
+    original = TFLiteModel(model_dir / AUDIO_MODEL, threads=1)
+    candidate = TFLiteModel(broken, threads=1)
+    assert optimize.structure_problem(original, candidate) is None  # it still looks right
+    result = optimize.compare(original, candidate, optimize.generated_windows(), (0.25, 0.7))
+    reason = result.failure()
+    assert reason is not None
+    assert "Δp" in reason or "detections" in reason
+
+
+def test_optimize_model_rejects_and_removes_a_broken_variant(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_rewrite = optimize.rewrite
+
+    def broken_rewrite(
+        original: Path, runtime: str = "auto"
+    ) -> tuple[bytes, tuple[optimize.Framing, ...]]:
+        data, framings = real_rewrite(original, runtime)
+        return _scaled_kernel(data, 0.98), framings
+
+    monkeypatch.setattr(optimize, "rewrite", broken_rewrite)
+    stale = model_copy / optimize.OPTIMIZED_MODEL
+    stale.write_bytes(b"an older variant")
+    said: list[str] = []
+    result = optimize.optimize_model(model_copy, say=said.append)
+    assert not result.accepted
+    assert result.path is None
+    assert not stale.exists()
+    assert not (model_copy / optimize.OPTIMIZED_REPORT).exists()
+    assert sorted(p.name for p in model_copy.iterdir()) == [AUDIO_MODEL]  # no temp file left
+    assert "rejected" in said[-1]
+    assert result.reason in said[-1]
+
+
+def test_optimize_model_accepts_the_exact_variant(model_copy: Path, soundscape: Path) -> None:
+    said: list[str] = []
+    result = optimize.optimize_model(model_copy, real_audio=soundscape, say=said.append)
+    assert result.accepted, result.lines()
+    assert result.path == model_copy / optimize.OPTIMIZED_MODEL
+    assert result.path.is_file()
+    assert result.generated is not None
+    assert result.real is not None
+    assert result.real.windows == 40
+    for equivalence in (result.generated, result.real):
+        assert equivalence.max_delta_p <= optimize.MAX_DELTA_P
+        assert all(c.lost == c.added == 0 for c in equivalence.checks)
+    assert {c.threshold for c in result.real.checks} == {0.25, 0.7}
+    report = optimize.read_report(model_copy)
+    assert report is not None
+    assert report["accepted"] is True
+    assert report["real"]["max_delta_p"] == result.real.max_delta_p
+    assert json.loads((model_copy / optimize.OPTIMIZED_REPORT).read_text())["path"] == str(
+        result.path
+    )
+    assert any("accepted" in line for line in said)
+
+
+def test_a_model_without_the_fft_front_end_is_not_rewritten(tmp_path: Path) -> None:
+    (tmp_path / AUDIO_MODEL).write_bytes((FIXTURES / "int8_tiny.tflite").read_bytes())
+    said: list[str] = []
+    result = optimize.optimize_model(tmp_path, say=said.append)
+    assert not result.accepted
+    assert "graph not recognised" in result.reason
+    assert "RFFT2D" in result.reason
+    assert not (tmp_path / optimize.OPTIMIZED_MODEL).exists()
+
+
+def test_max_overlap_keeps_the_headroom() -> None:
+    from birdnet_edge.bench.model_bench import max_overlap
+
+    assert max_overlap(0.030) == 2.9  # capped at the configuration's limit
+    assert max_overlap(0.7) == 2.0  # 0.7 s per window needs a 1.0 s hop at 30 % headroom
+    assert max_overlap(1.4) == 1.0
+    assert max_overlap(2.5) == 0.0  # cannot keep up even without overlap
+
+
+def test_benchmark_measures_variants_side_by_side(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from birdnet_edge.bench.model_bench import main, measure, variant_files
+
+    fixture = (FIXTURES / "int8_tiny.tflite").read_bytes()
+    (tmp_path / AUDIO_MODEL).write_bytes(fixture)
+    (tmp_path / optimize.OPTIMIZED_MODEL).write_bytes(fixture)
+    (tmp_path / "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite").write_bytes(fixture)
+    variants = variant_files(tmp_path)
+    assert [name for name, _ in variants] == ["original", "optimized"]  # meta model left out
+    runtime = available_runtimes()[0]
+    results = measure(variants, runtime, 1, repeats=3, batch=2, batched_repeats=2)
+    assert [(m.variant, m.threads, m.batch) for m in results] == [
+        ("original", 1, 2),
+        ("optimized", 1, 2),
+    ]
+    assert results[0].vs_original == 1.0
+    for m in results:
+        assert 0 < m.batch1_median_ms <= m.batch1_p95_ms
+        assert m.realtime_factor == pytest.approx(3000.0 / m.batch1_median_ms)
+        assert m.startup_s > 0
+    assert main(["--model-dir", str(tmp_path), "--threads", "1", "--repeats", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {r["variant"] for r in report["results"]} == {"original", "optimized"}
+    assert report["recommendation"].startswith("recommendation: ")
