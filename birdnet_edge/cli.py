@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze_parser(sub)
     _add_model_parser(sub)
     _add_daemon_parsers(sub)
+    from birdnet_edge import review  # light: sqlite3, csv and json only
+
+    review.register(sub)
     return parser
 
 

@@ -22,20 +22,26 @@ import numpy as np
 
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource, MicrophoneSource, Source
+from birdnet_edge.audio.windows import make_batch
 from birdnet_edge.build import load_detector, model_paths, thresholds
 from birdnet_edge.config import Config, load_config
 from birdnet_edge.detector import Detector, ScoredWindow
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.events import DetectionContext, EventTracker
+from birdnet_edge.events import DetectionContext, EventChange, EventTracker
 from birdnet_edge.listener import Listener
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
 from birdnet_edge.model.inspect import precision_of
+from birdnet_edge.notify import Notifier
 from birdnet_edge.sinks import Sink
 from birdnet_edge.sinks.console import ConsoleSink
+from birdnet_edge.sinks.mqtt import MQTTPublisher
+from birdnet_edge.sinks.sqlite import SQLiteSink, default_db_path
 
 _LOGGER = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 4.0  # seconds for the inference thread to finish its window
+STATUS_EVERY = 10.0  # seconds between STATUS= lines to systemd
+MIC_GRACE = 20.0  # seconds to wait for the microphone before reporting READY=1 anyway
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class RunOptions:
     start_time: float | None = None  # wall-clock time of the replayed file's first sample
     scores_out: Path | None = None
     console: bool = True
+    repeat: int = 1  # with input_file: play it this many times (soak tests)
 
 
 def detection_context(cfg: Config, detector: Detector) -> DetectionContext:
@@ -67,14 +74,33 @@ def detection_context(cfg: Config, detector: Detector) -> DetectionContext:
 class Daemon:
     """One running listener."""
 
-    def __init__(self, cfg: Config, options: RunOptions) -> None:
+    def __init__(self, cfg: Config, options: RunOptions, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
         self.options = options
+        self.notifier = notifier or Notifier(None)
         self.stop_event = threading.Event()
         self._reload = threading.Event()
         self._scores: list[tuple[int, np.ndarray]] = []
+        self.notifier.status("loading the model")
         self.detector = load_detector(cfg)
-        self.sinks: list[Sink] = [ConsoleSink()] if options.console else []
+        # The first invoke() packs the weights (hundreds of ms): pay it now, not on a bird.
+        self.detector.classifier.logits(make_batch(1))
+        self.db_path = cfg.database.path or default_db_path()
+        self.mqtt = MQTTPublisher(cfg, self.db_path) if cfg.mqtt.enabled else None
+        self.sqlite = SQLiteSink(
+            self.db_path,
+            outbox_payload=self.mqtt.payload if self.mqtt else None,
+            min_windows=cfg.mqtt.min_windows,
+            on_outbox=self.mqtt.wake if self.mqtt else None,
+            retention_days=cfg.database.retention_days,
+            max_size_mb=cfg.database.max_size_mb,
+            # The console line for an event appears once it is in the database.
+            after_write=ConsoleSink() if options.console else None,
+        )
+        self.today = _DayCounter()
+        self.sinks: list[Sink] = [self.sqlite, self.today]
+        if self.mqtt is not None:
+            self.sinks.append(self.mqtt)
         self.source = self._make_source()
         self.tracker = EventTracker(
             detection_context(cfg, self.detector), cfg.events.gap_seconds, cfg.events.max_seconds
@@ -97,6 +123,7 @@ class Daemon:
                 ring,
                 fast=self.options.fast,
                 start_time=self.options.start_time,
+                repeat=self.options.repeat,
             )
         audio = self.cfg.audio
         return MicrophoneSource(
@@ -137,17 +164,16 @@ class Daemon:
                 failure.append(exc)
                 self.stop_event.set()
 
+        if self.mqtt is not None:
+            self.mqtt.start()
         thread = threading.Thread(target=inference, name="inference", daemon=True)
         thread.start()
-        while thread.is_alive():
-            if self.stop_event.wait(0.25):
-                break
-            if self._reload.is_set():
-                self._reload.clear()
-                self.reload()
+        self._supervise(thread)
+        self.notifier.stopping("stopping")
         thread.join(STOP_TIMEOUT)
         if thread.is_alive():
             _LOGGER.warning("the inference thread did not stop within %.0f s", STOP_TIMEOUT)
+        # The SQLite sink goes first: its last commits feed the outbox the publisher drains.
         for sink in self.sinks:
             sink.close(timeout=2.0)
         self._write_scores()
@@ -161,6 +187,47 @@ class Daemon:
             "stopped after %d windows and %d detection events", stats.windows, stats.events
         )
         return 0
+
+    def _supervise(self, thread: threading.Thread) -> None:
+        """The main thread's loop: readiness, watchdog, status lines, reloads."""
+        started = time.monotonic()
+        ready = False
+        next_status = 0.0
+        next_watchdog = 0.0
+        interval = self.notifier.watchdog_interval()
+        timeout = self.notifier.watchdog_timeout() or 10.0
+        while thread.is_alive() and not self.stop_event.wait(0.25):
+            now = time.monotonic()
+            if self._reload.is_set():
+                self._reload.clear()
+                self.notifier.reloading("reloading the config")
+                self.reload()
+                self.notifier.ready(self.status_line())
+            # READY once audio flows; a microphone still missing after a grace period does not
+            # hold the start job (and boot) hostage: the daemon is up and keeps retrying.
+            if not ready and (self.source.running or now - started > MIC_GRACE):
+                ready = True
+                self.notifier.ready(self.status_line())
+            # WATCHDOG=1 only while the inference loop turns: a hung invoke() or a wedged loop
+            # stops the pings and systemd restarts the service.
+            alive = now - self.listener.stats.heartbeat < max(5.0, timeout / 2)
+            if interval is not None and alive and now >= next_watchdog:
+                self.notifier.watchdog()
+                next_watchdog = now + interval
+            if now >= next_status:
+                self.notifier.status(self.status_line())
+                next_status = now + STATUS_EVERY
+
+    def status_line(self) -> str:
+        """One line for ``systemctl status``."""
+        if not self.source.running:
+            return "waiting for the microphone"
+        parts = [f"listening; {self.today.count} detections today"]
+        if self.mqtt is not None:
+            parts.append(f"MQTT {self.mqtt.state}")
+        if self.sqlite.pending:
+            parts.append(f"{self.sqlite.pending} detections waiting for the database")
+        return "; ".join(parts)
 
     def reload(self) -> None:
         """Apply a changed config file: thresholds, filters, location, overlap, events."""
@@ -176,6 +243,8 @@ class Daemon:
                     "birdnet-edge"
                 )
             new_thresholds = thresholds(new, self.detector.labels)
+            if new.mqtt != self.cfg.mqtt or new.station != self.cfg.station:
+                self._replace_mqtt(new)  # builds the new publisher before touching the old
         except BirdnetEdgeError as exc:
             _LOGGER.error("config reload rejected, keeping the running config: %s", exc)
             return
@@ -188,6 +257,23 @@ class Daemon:
         self.cfg = dataclasses.replace(new, model=self.cfg.model, audio=self.cfg.audio)
         _LOGGER.info("config reloaded from %s", path)
 
+    def _replace_mqtt(self, new: Config) -> None:
+        """Swap the MQTT publisher for one built from ``new``; audio keeps flowing."""
+        publisher = MQTTPublisher(new, self.db_path) if new.mqtt.enabled else None
+        old, self.mqtt = self.mqtt, publisher
+        self.sqlite.outbox_payload = publisher.payload if publisher else None
+        self.sqlite.on_outbox = publisher.wake if publisher else None
+        self.sqlite.min_windows = new.mqtt.min_windows
+        sinks = [s for s in self.sinks if s is not old]
+        if publisher is not None:
+            publisher.start()
+            sinks.append(publisher)
+        self.sinks = sinks
+        self.listener.sinks = sinks  # one assignment: the loop sees the old or the new list
+        if old is not None:
+            threading.Thread(target=old.close, name="mqtt-close", daemon=True).start()
+        _LOGGER.info("MQTT %s", "reconfigured" if publisher else "disabled")
+
     def _write_scores(self) -> None:
         if self.options.scores_out is None:
             return
@@ -196,10 +282,29 @@ class Daemon:
         np.savez(self.options.scores_out, starts=starts, confidences=conf)
 
 
+class _DayCounter:
+    """Counts the detection events opened today (local time), for STATUS lines."""
+
+    def __init__(self) -> None:
+        self.day = dt.date.today()
+        self.count = 0
+
+    def handle(self, change: EventChange) -> None:
+        if change.kind != "opened":
+            return
+        today = dt.date.today()
+        if today != self.day:
+            self.day, self.count = today, 0
+        self.count += 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        pass
+
+
 def run_daemon(cfg: Config, options: RunOptions) -> int:
     """Build and run the daemon in the foreground."""
     started = time.monotonic()
-    daemon = Daemon(cfg, options)
+    daemon = Daemon(cfg, options, Notifier.from_env())
     _LOGGER.info(
         "ready in %.1f s: %s, overlap %.1f s, min confidence %.2f",
         time.monotonic() - started,

@@ -90,9 +90,17 @@ class FileSource:
     """
 
     def __init__(
-        self, path: Path, ring: RingBuffer, *, fast: bool = False, start_time: float | None = None
+        self,
+        path: Path,
+        ring: RingBuffer,
+        *,
+        fast: bool = False,
+        start_time: float | None = None,
+        repeat: int = 1,
     ) -> None:
+        """``repeat`` plays the file that many times back to back (soak tests)."""
         self.path = path
+        self.repeat = repeat
         self.ring = ring
         self.fast = fast
         self.clock = SampleClock()
@@ -119,6 +127,8 @@ class FileSource:
         block = SAMPLE_RATE // 10
         try:
             chunks = iter(()) if self._first is None else _chain(self._first, self._chunks)
+            for _ in range(self.repeat - 1):
+                chunks = _chain_iters(chunks, iter_audio(self.path, block_seconds=1.0))
             for chunk in chunks:
                 for i in range(0, len(chunk), block):
                     piece = chunk[i : i + block]
@@ -152,6 +162,11 @@ class FileSource:
 def _chain(first: FloatArray, rest: Iterator[FloatArray]) -> Iterator[FloatArray]:
     yield first
     yield from rest
+
+
+def _chain_iters(a: Iterator[FloatArray], b: Iterator[FloatArray]) -> Iterator[FloatArray]:
+    yield from a
+    yield from b
 
 
 class MicrophoneSource:

@@ -1,0 +1,455 @@
+"""``birdnet-edge log``: review the detection log (list, summary, export), read-only.
+
+Safe while the daemon runs: the database is opened read-only and WAL lets it read a consistent
+snapshot without holding up the writer. Times are shown in the station's local time (the UTC
+offset stored with each event) unless ``--utc`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime as dt
+import json
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from birdnet_edge import store
+from birdnet_edge.errors import BirdnetEdgeError
+from birdnet_edge.store import Detection, Filters, SpeciesSummary
+
+# Where the systemd unit keeps the database (StateDirectory=birdnet-edge); used when the user's
+# own default location has none, so `birdnet-edge log` works for a login user too.
+SYSTEM_DB_PATH = Path("/var/lib/birdnet-edge/detections.db")
+
+LIST_LIMIT = 25  # `log` without --limit
+FOLLOW_POLL_SECONDS = 1.0
+CHART_WIDTH = 50
+
+EXPORT_FIELDS = (
+    "id", "start", "end", "utc_offset", "common", "scientific", "confidence", "windows",
+    "duration_s", "station", "latitude", "longitude", "model", "precision", "sensitivity",
+    "overlap", "min_confidence",
+)  # fmt: skip
+SUMMARY_FIELDS = ("common", "scientific", "count", "first", "last", "max_confidence")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``log`` command (with ``summary`` and ``export``) to the CLI's subcommands."""
+    p = sub.add_parser(
+        "log",
+        help="review the detections kept on this device",
+        description="List the most recent detections (oldest first, newest at the bottom). "
+        "Times are the station's local time unless --utc is given. "
+        "`log summary` and `log export` take the same filters.",
+    )
+    _add_common(p, None)
+    p.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        help="output (default table; json: an array, or one object per line with --follow)",
+    )
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new detections as they arrive"
+    )
+    p.set_defaults(handler=cmd_log)
+    actions = p.add_subparsers(metavar="ACTION", dest="log_action")
+
+    s = actions.add_parser(
+        "summary",
+        help="per species: count, first and last heard, highest confidence",
+        description="Per species for the period: number of detections, first and last heard, "
+        "highest confidence, most detected first. With --species NAME --hourly: "
+        "detections of that species per hour of the day as a text chart.",
+    )
+    _add_common(s, argparse.SUPPRESS)
+    s.add_argument(
+        "--format", choices=("table", "csv", "json"), default=argparse.SUPPRESS,
+        help="output (default table)",
+    )  # fmt: skip
+    s.add_argument(
+        "--hourly", action="store_true", help="with --species: detections per hour of the day"
+    )
+    s.set_defaults(handler=cmd_summary)
+
+    e = actions.add_parser(
+        "export",
+        help="write every matching detection as CSV or JSON Lines",
+        description="Write every detection matching the filters, oldest first, as CSV or JSON "
+        "Lines (one object per line), to stdout or a file.",
+    )
+    _add_common(e, argparse.SUPPRESS)
+    e.add_argument(
+        "--format", choices=("csv", "jsonl", "json"), default=argparse.SUPPRESS,
+        help="csv (default) or jsonl (json is the same: JSON Lines)",
+    )  # fmt: skip
+    e.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    e.set_defaults(handler=cmd_export)
+
+
+def _add_common(p: argparse.ArgumentParser, default: Any) -> None:
+    """The options every ``log`` action takes. Actions pass ``SUPPRESS`` so that options given
+    before the action name (``log --since 2h summary``) are not reset by the action's defaults."""
+
+    def add(*flags: str, **kw: Any) -> None:
+        if default is argparse.SUPPRESS:
+            kw["default"] = argparse.SUPPRESS
+        elif kw.get("action") != "store_true":
+            kw.setdefault("default", default)
+        p.add_argument(*flags, **kw)
+
+    add(
+        "-c", "--config", type=Path,
+        help="config file (YAML) whose database.path to read (default: the default config file, "
+        "if it exists)",
+    )  # fmt: skip
+    add("--db", type=Path, metavar="PATH", help="database file (default: from the config)")
+    add("--since", metavar="WHEN", help="from this time: 2025-05-01, '2025-05-01 06:30', 06:30, "
+        "2h, 3d, today, yesterday")  # fmt: skip
+    add("--until", metavar="WHEN", help="before this time (same forms as --since)")
+    add("--species", metavar="NAME", help="common or scientific name contains NAME (any case)")
+    add("--min-conf", type=_confidence, metavar="C", help="highest confidence at least C (0..1)")
+    add("--limit", type=_positive, metavar="N", help=f"at most N rows (log: default {LIST_LIMIT})")
+    add("--utc", action="store_true", help="times in UTC instead of the station's local time")
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    fmt = args.format or "table"
+    path = db_path(args)
+    conn = store.connect(path)
+    out = sys.stdout
+    try:
+        f = filters(args)
+        conn.execute("BEGIN")  # one snapshot: follow starts exactly after the rows listed
+        rows = store.recent(conn, f, args.limit or LIST_LIMIT)
+        last = store.last_rowid(conn)
+        conn.execute("COMMIT")
+        if fmt == "json" and not args.follow:
+            records = [record(d, args.utc) for d in rows]
+            out.write(json.dumps(records, ensure_ascii=False, indent=1) + "\n")
+        else:
+            if rows or args.follow or fmt == "csv":
+                write_header(fmt, out, args.utc)
+            write = row_writer(fmt, out, args.utc)
+            for d in rows:
+                write(d)
+        if not rows:
+            print(empty_message(path, f, conn), file=sys.stderr)
+        if args.follow:
+            out.flush()
+            follow(conn, f, write, threading.Event(), last, out=out)
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    fmt = args.format or "table"
+    path = db_path(args)
+    conn = store.connect(path)
+    try:
+        f = filters(args)
+        if args.hourly:
+            return _hourly(conn, path, f, args.utc)
+        species = store.summary(conn, f)
+        if args.limit:
+            species = species[: args.limit]
+        if not species:
+            print(empty_message(path, f, conn), file=sys.stderr)
+        write_summary(species, fmt, sys.stdout, args.utc)
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    fmt = args.format or "csv"
+    if fmt == "table":
+        raise BirdnetEdgeError("log export writes csv or jsonl: use --format csv or jsonl")
+    path = db_path(args)
+    conn = store.connect(path)
+    try:
+        f = filters(args)
+        rows = store.detections(conn, f, args.limit)
+        if args.output is None:
+            n = write_export(rows, fmt, sys.stdout, args.utc)
+        else:
+            tmp = args.output.with_name(args.output.name + ".part")
+            try:
+                with tmp.open("w", encoding="utf-8", newline="") as out:
+                    n = write_export(rows, fmt, out, args.utc)
+                tmp.replace(args.output)
+            except OSError as exc:
+                raise BirdnetEdgeError(
+                    f"cannot write {args.output}: {exc.strerror}: choose another --output"
+                ) from None
+            print(f"{n} detections written to {args.output}", file=sys.stderr)
+        if n == 0:
+            print(empty_message(path, f, conn), file=sys.stderr)
+    finally:
+        conn.close()
+    return 0
+
+
+def _hourly(conn: sqlite3.Connection, path: Path, f: Filters, utc: bool) -> int:
+    if not f.species:
+        raise BirdnetEdgeError("--hourly needs --species NAME: the chart is for one species")
+    names = store.species_names(conn, f)
+    if not names:
+        print(empty_message(path, f, conn), file=sys.stderr)
+        return 0
+    if len(names) > 1:
+        wanted = f.species.casefold()
+        exact = [n for n in names if wanted in (n[0].casefold(), n[1].casefold())]
+        if len(exact) != 1:
+            listed = ", ".join(c for _s, c in names[:8]) + (", ..." if len(names) > 8 else "")
+            raise BirdnetEdgeError(
+                f"--species {f.species!r} matches {len(names)} species ({listed}): "
+                "give a longer part of the name, or the full common or scientific name"
+            )
+        names = exact
+    scientific, common = names[0]
+    counts = store.hourly(conn, dataclasses.replace(f, scientific=scientific), utc=utc)
+    zone = "UTC" if utc else "local time"
+    total = sum(counts)
+    sys.stdout.write(
+        f"{common} ({scientific}): {total} detection{'' if total == 1 else 's'} "
+        f"by hour of the day ({zone})\n"
+    )
+    sys.stdout.write(hour_chart(counts))
+    return 0
+
+
+# -- shared pieces ----------------------------------------------------------------------------
+
+
+def db_path(args: argparse.Namespace) -> Path:
+    """``--db``, else ``database.path`` of the config (``-c``, or the default config file when
+    it exists, as ``run`` does), else the default location."""
+    from birdnet_edge.config import load_config
+    from birdnet_edge.paths import default_config_path
+    from birdnet_edge.sinks.sqlite import default_db_path
+
+    if args.db is not None:
+        return Path(args.db)
+    config = args.config
+    if config is None and default_config_path().is_file():
+        config = default_config_path()
+    cfg = load_config(config)
+    if cfg.database.path is not None:
+        return cfg.database.path
+    path = default_db_path()
+    if not path.exists() and SYSTEM_DB_PATH.exists():
+        return SYSTEM_DB_PATH
+    return path
+
+
+def filters(args: argparse.Namespace, now: dt.datetime | None = None) -> Filters:
+    from birdnet_edge.timeparse import parse_when
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    since = parse_when(args.since, now=now, utc=args.utc) if args.since else None
+    until = parse_when(args.until, now=now, utc=args.utc, option="--until") if args.until else None
+    if since is not None and until is not None and since >= until:
+        raise BirdnetEdgeError(
+            f"--since ({since:%Y-%m-%d %H:%M}) is not before --until ({until:%Y-%m-%d %H:%M}): "
+            "swap them"
+        )
+    return Filters(since=since, until=until, species=args.species, min_conf=args.min_conf)
+
+
+def empty_message(path: Path, f: Filters, conn: sqlite3.Connection) -> str:
+    """What an empty result means, in words."""
+    if store.last_rowid(conn) == 0:
+        return f"no detections in {path} yet"
+    parts = []
+    if f.species:
+        parts.append(f"of species matching {f.species!r}")
+    if f.min_conf is not None:
+        parts.append(f"with confidence >= {f.min_conf:g}")
+    if f.since is not None:
+        parts.append(f"since {f.since.astimezone():%Y-%m-%d %H:%M}")
+    if f.until is not None:
+        parts.append(f"before {f.until.astimezone():%Y-%m-%d %H:%M}")
+    which = " ".join(parts) or "at all"
+    return f"no detections {which} in {path}: widen the filters (e.g. --since 7d)"
+
+
+def when(t: dt.datetime, d_zone: dt.timezone, utc: bool) -> dt.datetime:
+    return t.astimezone(dt.timezone.utc if utc else d_zone)
+
+
+def iso(t: dt.datetime) -> str:
+    """ISO 8601 with milliseconds; ``Z`` for UTC."""
+    text = t.isoformat(timespec="milliseconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") and t.tzinfo is dt.timezone.utc else text
+
+
+def record(d: Detection, utc: bool) -> dict[str, Any]:
+    """One detection as a flat mapping (CSV and JSON output)."""
+    sign = "-" if d.utc_offset < dt.timedelta() else "+"
+    minutes = abs(int(d.utc_offset.total_seconds())) // 60
+    return {
+        "id": d.id,
+        "start": iso(when(d.start, d.zone, utc)),
+        "end": iso(when(d.end, d.zone, utc)),
+        "utc_offset": f"{sign}{minutes // 60:02d}:{minutes % 60:02d}",
+        "common": d.common,
+        "scientific": d.scientific,
+        "confidence": round(d.confidence, 4),
+        "windows": d.windows,
+        "duration_s": round((d.end - d.start).total_seconds(), 3),
+        "station": d.station,
+        "latitude": d.latitude,
+        "longitude": d.longitude,
+        "model": d.model,
+        "precision": d.precision,
+        "sensitivity": d.sensitivity,
+        "overlap": d.overlap,
+        "min_confidence": d.min_confidence,
+    }
+
+
+def write_header(fmt: str, out: TextIO, utc: bool) -> None:
+    """The column names of :func:`row_writer`'s table or CSV (JSON Lines have none)."""
+    if fmt == "table":
+        zone = "UTC" if utc else "local"
+        time = f"time ({zone})"
+        out.write(f"{time:<19}  {'species':<26} {'scientific name':<30} conf  windows\n")
+    elif fmt == "csv":
+        csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n").writeheader()
+
+
+def row_writer(fmt: str, out: TextIO, utc: bool) -> Callable[[Detection], None]:
+    """A function printing one detection as a table row, a CSV row or a JSON line."""
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+
+    def write(d: Detection) -> None:
+        if fmt == "table":
+            t = when(d.start, d.zone, utc)
+            out.write(
+                f"{t:%Y-%m-%d %H:%M:%S}  {d.common:<26} {d.scientific:<30} "
+                f"{d.confidence:.2f} {d.windows:>8}\n"
+            )
+        elif fmt == "csv":
+            writer.writerow(record(d, utc))
+        else:
+            out.write(json.dumps(record(d, utc), ensure_ascii=False) + "\n")
+
+    return write
+
+
+def follow(
+    conn: sqlite3.Connection,
+    f: Filters,
+    write: Callable[[Detection], None],
+    stop: threading.Event,
+    last: int,
+    *,
+    out: TextIO | None = None,
+    poll: float = FOLLOW_POLL_SECONDS,
+) -> None:
+    """Print detections as they are written (rows after ``last``) until ``stop`` is set."""
+    while not stop.wait(poll):
+        top = store.last_rowid(conn)
+        if top <= last:
+            continue
+        for d in store.newer_than(conn, f, last, top):
+            write(d)
+        last = top
+        if out is not None:
+            out.flush()
+
+
+def write_export(rows: Iterable[Detection], fmt: str, out: TextIO, utc: bool) -> int:
+    """CSV (with header) or JSON Lines; returns the number of rows."""
+    fmt = "csv" if fmt == "csv" else "jsonl"
+    write_header(fmt, out, utc)
+    write = row_writer(fmt, out, utc)
+    n = 0
+    for d in rows:
+        write(d)
+        n += 1
+    return n
+
+
+def write_summary(species: Sequence[SpeciesSummary], fmt: str, out: TextIO, utc: bool) -> None:
+    def t(x: dt.datetime) -> dt.datetime:
+        return x.astimezone(dt.timezone.utc) if utc else x
+
+    records = [
+        {
+            "common": s.common,
+            "scientific": s.scientific,
+            "count": s.count,
+            "first": iso(t(s.first)),
+            "last": iso(t(s.last)),
+            "max_confidence": round(s.max_confidence, 4),
+        }
+        for s in species
+    ]
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=SUMMARY_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return
+    if fmt == "json":
+        out.write(json.dumps(records, ensure_ascii=False, indent=1) + "\n")
+        return
+    if not species:
+        return
+    zone = "UTC" if utc else "local"
+    wc = max(7, *(len(s.common) for s in species))
+    ws = max(15, *(len(s.scientific) for s in species))
+    out.write(
+        f"{'species':<{wc}}  {'scientific name':<{ws}}  {'count':>5}  "
+        f"{'first heard (' + zone + ')':<19}  {'last heard':<19}  max conf\n"
+    )
+    for s in species:
+        out.write(
+            f"{s.common:<{wc}}  {s.scientific:<{ws}}  {s.count:>5}  "
+            f"{t(s.first):%Y-%m-%d %H:%M:%S}  {t(s.last):%Y-%m-%d %H:%M:%S}  "
+            f"{s.max_confidence:8.2f}\n"
+        )
+    total = sum(s.count for s in species)
+    out.write(f"{total} detections of {len(species)} species\n")
+
+
+def hour_chart(counts: Sequence[int], width: int = CHART_WIDTH) -> str:
+    """One line per hour of the day: ``05 |#####  12``."""
+    top = max(counts) if counts else 0
+    lines = []
+    for hour, n in enumerate(counts):
+        bar = "#" * (round(n / top * width) if top else 0)
+        if n and not bar:
+            bar = "."
+        lines.append(f"{hour:02d} |{bar:<{width}} {n:>5}".rstrip() + "\n")
+    return "".join(lines)

@@ -1,0 +1,683 @@
+"""MQTT publishing with Home Assistant discovery; no detection is lost while the broker is away.
+
+Detections travel through the SQLite outbox (see :mod:`birdnet_edge.sinks.outbox`): the SQLite
+sink writes ``payload(event)`` into it with the detection, in one transaction, and calls
+:meth:`MQTTPublisher.wake`. The publisher thread sends pending rows in order with QoS 1 on
+``<prefix>/detection`` and deletes a row only when the broker's PUBACK for it arrives, so after
+a broker outage or a daemon restart everything pending goes out, oldest first. Each message
+carries the event's UUID: a consumer drops the rare duplicate of at-least-once delivery.
+
+As a sink (:meth:`MQTTPublisher.handle`) it keeps the retained ``<prefix>/state`` (last detection
+and today's counts) and fires Home Assistant's event entity on ``<prefix>/event``.
+
+One thread owns the paho client and runs its network loop (``loop_read``/``loop_write``/
+``loop_misc`` around one ``select`` that also watches a wake-up socket): paho callbacks run in
+that thread and only record what happened; the loop then acts on it. A refused connection (bad
+credentials, not authorised) is an error with the broker's reason, retried slowly; an
+unreachable broker is retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import queue
+import select
+import socket
+import sqlite3
+import ssl
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from birdnet_edge import __version__
+from birdnet_edge.config import Config, TLSConfig
+from birdnet_edge.errors import BirdnetEdgeError, ConfigError
+from birdnet_edge.events import DetectionEvent, EventChange
+from birdnet_edge.secrets import Secret, mqtt_password
+from birdnet_edge.sinks.ha_discovery import (
+    EVENT_TYPE,
+    OFFLINE,
+    ONLINE,
+    Device,
+    Topics,
+    discovery_messages,
+    slug,
+    status_topic,
+)
+from birdnet_edge.sinks.outbox import Outbox
+
+if TYPE_CHECKING:
+    from birdnet_edge import store
+
+_LOGGER = logging.getLogger(__name__)
+
+WINDOW = 20  # outbox messages in flight (sent, not yet acknowledged) at once
+POLL_SECONDS = 5.0  # look at the outbox this often even without wake()
+TICK_SECONDS = 1.0  # longest select(): keepalive pings, retries and midnight need no more
+
+# What to fix for a refused CONNACK, by words in the broker's reason.
+_REFUSAL_FIX = (
+    (
+        ("authori", "user name", "password", "bad auth"),
+        "check mqtt.username and the password (mqtt.password_file, "
+        "$BIRDNET_EDGE_MQTT_PASSWORD or the mqtt-password credential)",
+    ),
+    (("identifier", "client id"), "set another mqtt.client_id"),
+    (("protocol",), "set mqtt.protocol to the version the broker speaks"),
+)
+
+
+def _iso(t: dt.datetime) -> str:
+    """Local time with its UTC offset, e.g. ``2025-05-04T06:12:03.000+02:00``."""
+    return t.astimezone().isoformat(timespec="milliseconds")
+
+
+def detection_message(event: DetectionEvent) -> dict[str, Any]:
+    """The JSON object published on ``<prefix>/detection`` for one detection event."""
+    c = event.context
+    return {
+        "id": event.id,
+        "start": _iso(event.start),
+        "end": _iso(event.end),
+        "scientific_name": event.scientific,
+        "common_name": event.common,
+        "confidence": round(event.confidence, 4),
+        "station": c.station,
+        "latitude": c.latitude,
+        "longitude": c.longitude,
+        "model": c.model,
+        "precision": c.precision,
+    }
+
+
+def stored_message(d: store.Detection) -> dict[str, Any]:
+    """:func:`detection_message` of an event read back from the database."""
+    return {
+        "id": d.id,
+        "start": _iso(d.start),
+        "end": _iso(d.end),
+        "scientific_name": d.scientific,
+        "common_name": d.common,
+        "confidence": round(d.confidence, 4),
+        "station": d.station,
+        "latitude": d.latitude,
+        "longitude": d.longitude,
+        "model": d.model,
+        "precision": d.precision,
+    }
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _refusal_fix(reason: str) -> str:
+    low = reason.lower()
+    for words, fix in _REFUSAL_FIX:
+        if any(w in low for w in words):
+            return fix
+    return "check the broker's log and its settings for this client"
+
+
+def _tls_context(tls: TLSConfig) -> ssl.SSLContext:
+    """A client context that verifies the broker (against ``ca_file`` or the system CAs)."""
+    try:
+        ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"mqtt.tls.ca_file: cannot load {tls.ca_file}: {exc}: give a PEM CA certificate"
+        ) from None
+    if tls.certfile is not None:
+        try:
+            ctx.load_cert_chain(str(tls.certfile), str(tls.keyfile) if tls.keyfile else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"mqtt.tls.certfile: cannot load {tls.certfile} (key {tls.keyfile}): {exc}: "
+                "give a PEM certificate and its key"
+            ) from None
+    elif tls.keyfile is not None:
+        raise ConfigError("mqtt.tls.keyfile: set only together with mqtt.tls.certfile")
+    return ctx
+
+
+class DayCounts:
+    """Detections counted per species for one local date."""
+
+    def __init__(self, date: dt.date) -> None:
+        self.date = date
+        self.species: Counter[str] = Counter()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "date": self.date.isoformat(),
+            "total": sum(self.species.values()),
+            "species": dict(self.species.most_common()),
+        }
+
+
+def state_message(last: dict[str, Any] | None, today: DayCounts) -> dict[str, Any]:
+    """The retained ``<prefix>/state``: the last detection (or null) and today's counts."""
+    return {"last": last, "today": today.as_json()}
+
+
+class MQTTPublisher:
+    """Publishes detections from the outbox, the retained state, and Home Assistant discovery.
+
+    ``payload`` is the SQLite sink's ``outbox_payload`` and ``wake`` its ``on_outbox``;
+    ``handle``/``close`` make it a :class:`~birdnet_edge.sinks.Sink`. ``retry_*`` (seconds) are
+    the reconnect backoff for an unreachable broker and the delay after a refusal.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        db_path: Path,
+        *,
+        retry_min: float = 1.0,
+        retry_max: float = 30.0,
+        retry_refused: float = 60.0,
+    ) -> None:
+        m = cfg.mqtt
+        self.cfg = cfg
+        self.topics = Topics.for_station(cfg.station.name, m.topic_prefix)
+        self.client_id = m.client_id or f"birdnet-edge-{slug(cfg.station.name)}"
+        self.where = f"{m.host}:{m.port}"
+        self.min_windows = m.min_windows
+        self.retry_min, self.retry_max, self.retry_refused = retry_min, retry_max, retry_refused
+        self.device = Device(cfg.station.name, "BirdNET V2.4", __version__)
+        password = mqtt_password(m)
+        if password is not None and not m.username:
+            raise ConfigError(
+                f"mqtt.username: a password is configured ({password.source}) but no user "
+                "name: set mqtt.username"
+            )
+        self._client = self._make_client(password)
+        self.db_path = db_path
+        self._outbox = Outbox(db_path)
+        self._changes: queue.SimpleQueue[EventChange] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._outbox_signal = threading.Event()
+        self._stop = threading.Event()
+        self._close_timeout = 5.0
+        self._thread: threading.Thread | None = None
+        self._state = "not started"
+        self._pending = 0
+        # Everything below belongs to the publisher thread (paho callbacks run there too).
+        self._connected_once = False
+        self._session_up = False
+        self._announce = False
+        self._lost: str | None = None
+        self._refused: str | None = None
+        self._failure: str | None = None  # the last failure logged, to log each kind once
+        self._backoff = retry_min
+        self._next_attempt = 0.0
+        self._next_poll = 0.0
+        self._next_count = 0.0
+        self._hold_until = 0.0
+        self._cursor = 0  # highest outbox seq handed to paho in this process
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._acks: list[tuple[int, bool, str]] = []  # (mid, failed, reason) from on_publish
+        self._acked: list[int] = []  # seqs acknowledged, to delete from the outbox
+        self._ha_online = False
+        self._state_dirty = True
+        self._last: dict[str, Any] | None = None
+        self._day = DayCounts(dt.datetime.now().astimezone().date())
+        self._offline_mid: int | None = None
+        self._offline_acked = False
+        self._db_failing = False
+
+    # ----------------------------------------------------------------- the interface
+
+    def payload(self, event: DetectionEvent) -> str:
+        """The JSON detection message (the SQLite sink's ``outbox_payload``)."""
+        return _dumps(detection_message(event))
+
+    def wake(self) -> None:
+        """New outbox rows were committed (the SQLite sink's ``on_outbox``); never blocks."""
+        self._outbox_signal.set()
+        self._poke()
+
+    def start(self) -> None:
+        """Start the publisher thread; it connects and keeps reconnecting on its own."""
+        if self._thread is not None:
+            return
+        self._state = "connecting"
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self._thread.start()
+
+    def handle(self, change: EventChange) -> None:
+        """Queue a change for the state topic and the Home Assistant event; never blocks."""
+        self._changes.put(change)
+        self._poke()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what is pending (briefly), publish retained ``offline``, and disconnect."""
+        self._close_timeout = timeout
+        self._stop.set()
+        self._poke()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                _LOGGER.warning("MQTT publisher did not stop within %.1f s", timeout)
+                return
+        self._wake_r.close()
+        self._wake_w.close()
+        self._state = "stopped"
+
+    @property
+    def state(self) -> str:
+        """``connected``, ``connecting``, ``unreachable: ...``, ``refused: ...``, ..."""
+        return self._state
+
+    @property
+    def pending(self) -> int:
+        """Detections in the outbox not yet acknowledged by the broker (as last counted)."""
+        return self._pending
+
+    # ----------------------------------------------------------------- set-up
+
+    def _make_client(self, password: Secret | None) -> Any:
+        from paho.mqtt.client import Client
+        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+        m = self.cfg.mqtt
+        v5 = m.protocol == "5"
+        client = Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else True,
+            reconnect_on_failure=False,  # this thread decides when to reconnect
+        )
+        client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
+        if m.username:
+            client.username_pw_set(m.username, password.value if password else None)
+        if m.tls.enabled:
+            client.tls_set_context(_tls_context(m.tls))
+            client.tls_insecure_set(m.tls.insecure)
+        client.max_inflight_messages_set(WINDOW)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _poke(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except BlockingIOError:
+            return  # the socket is full of wake-ups already: the thread will look anyway
+        except OSError:
+            return  # closed: the publisher has stopped
+
+    # ----------------------------------------------------------------- paho callbacks
+    # They run in the publisher thread, inside loop_read/loop_write, and only record state.
+
+    def _on_connect(
+        self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            self._refused = str(reason)
+        else:
+            self._session_up = True
+            self._announce = True
+
+    def _on_disconnect(
+        self, _client: Any, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._session_up = False
+        from_broker = getattr(flags, "is_disconnect_packet_from_server", False)
+        self._lost = f"the broker disconnected us: {reason}" if from_broker else "connection lost"
+
+    def _on_publish(self, _client: Any, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
+        if mid == self._offline_mid:
+            self._offline_acked = True
+        self._acks.append((mid, bool(reason.is_failure), str(reason)))
+
+    def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
+        # Home Assistant's birth message; a retained one is old news (discovery went at connect).
+        ha_status = status_topic(self.cfg.mqtt.discovery.prefix)
+        if msg.topic == ha_status and msg.payload == b"online" and not msg.retain:
+            self._ha_online = True
+
+    # ----------------------------------------------------------------- the thread
+
+    def _run(self) -> None:
+        try:
+            self._restore_today()
+            self._loop()
+        except Exception as exc:
+            _LOGGER.exception("MQTT publisher stopped by an unexpected error")
+            self._state = f"failed: {exc}"
+        finally:
+            self._outbox.close()
+
+    def _loop(self) -> None:
+        shutdown: _Shutdown | None = None
+        while True:
+            if self._stop.is_set() and shutdown is None:
+                shutdown = _Shutdown(time.monotonic(), self._close_timeout)
+            if self._client.socket() is None:
+                if shutdown is not None:
+                    return
+                if time.monotonic() >= self._next_attempt:
+                    self._connect()
+            self._poll(TICK_SECONDS)
+            self._after_callbacks()
+            self._take_acks()
+            self._housekeeping()
+            self._apply_changes()
+            if self._session_up:
+                self._work()
+            if shutdown is not None and self._shutdown_step(shutdown):
+                return
+
+    def _connect(self) -> None:
+        self._refused = None
+        self._lost = None
+        self._state = "connecting"
+        m = self.cfg.mqtt
+        try:
+            if self._connected_once:
+                self._client.reconnect()
+            else:
+                self._client.connect(m.host, m.port, keepalive=m.keepalive)
+                self._connected_once = True
+        except ssl.SSLError as exc:
+            detail = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+            self._failed(
+                f"TLS error: {detail}",
+                f"check mqtt.tls.ca_file and that the broker's certificate names {m.host}",
+                slow=True,
+            )
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self._failed(f"unreachable: {reason}", "is the broker running?", slow=False)
+        # Otherwise CONNECT is on its way; the CONNACK arrives through loop_read.
+
+    def _failed(self, state: str, fix: str, *, slow: bool) -> None:
+        if slow:
+            delay = self.retry_refused
+        else:
+            delay = self._backoff
+            self._backoff = min(self._backoff * 2, self.retry_max)
+        self._next_attempt = time.monotonic() + delay
+        self._state = state
+        if state != self._failure:
+            self._failure = state
+            log = _LOGGER.error if slow else _LOGGER.warning
+            log(
+                "MQTT broker %s: %s%s; retrying in %g s (detections wait in the outbox)",
+                self.where,
+                state,
+                f": {fix}" if fix else "",
+                delay,
+            )
+        else:
+            _LOGGER.debug("MQTT broker %s: %s; retrying in %g s", self.where, state, delay)
+
+    def _poll(self, timeout: float) -> None:
+        """Wait for network traffic or a wake-up, then let paho read and write."""
+        client = self._client
+        sock = client.socket()
+        rlist: list[Any] = [self._wake_r]
+        wlist: list[Any] = []
+        pending_tls = 0
+        if sock is not None:
+            rlist.append(sock)
+            if client.want_write():
+                wlist.append(sock)
+            if isinstance(sock, ssl.SSLSocket):
+                pending_tls = sock.pending()
+        readable, writable, _ = select.select(rlist, wlist, [], 0.0 if pending_tls else timeout)
+        if self._wake_r in readable:
+            self._drain_wake()
+        if sock is None:
+            return
+        if sock in readable or pending_tls:
+            client.loop_read()
+        if client.socket() is not None and sock in writable:
+            client.loop_write()
+        if client.socket() is not None:
+            client.loop_misc()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            return
+
+    def _after_callbacks(self) -> None:
+        """Act on what the callbacks recorded."""
+        if self._refused is not None and self._lost is None:
+            # A refused CONNACK: the broker closes; make sure the socket goes too.
+            self._client.disconnect()
+        if self._lost is not None and not self._session_up:
+            lost, refused = self._lost, self._refused
+            self._lost = self._refused = None
+            if refused is not None:
+                self._failed(f"refused: {refused}", _refusal_fix(refused), slow=True)
+            elif not self._stop.is_set():
+                self._failed(f"disconnected: {lost}", "", slow=False)
+        if self._announce:
+            self._announce = False
+            if self._session_up:  # not lost again in the same breath
+                self._on_session()
+
+    def _on_session(self) -> None:
+        """Just connected: announce ourselves; paho re-sends what was in flight."""
+        self._backoff = self.retry_min
+        self._failure = None
+        self._state = "connected"
+        client = self._client
+        client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
+        disc = self.cfg.mqtt.discovery
+        if disc.enabled:
+            client.subscribe(status_topic(disc.prefix), qos=1)
+            self._publish_discovery()
+        self._state_dirty = True
+        self._outbox_signal.set()
+        self._count_pending()
+        _LOGGER.info(
+            "MQTT connected to %s as %s (%d detections pending)",
+            self.where,
+            self.client_id,
+            self._pending,
+        )
+
+    def _publish_discovery(self) -> None:
+        disc = self.cfg.mqtt.discovery
+        for msg in discovery_messages(self.topics, self.device, disc.prefix):
+            self._client.publish(msg.topic, _dumps(msg.payload), qos=1, retain=True)
+
+    def _work(self) -> None:
+        """Connected: discovery, state, then the outbox."""
+        if self._ha_online:
+            self._ha_online = False
+            if self.cfg.mqtt.discovery.enabled:
+                _LOGGER.info("Home Assistant is online: sending discovery again")
+                self._publish_discovery()
+                self._client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
+                self._state_dirty = True
+        if self._state_dirty:
+            self._state_dirty = False
+            state = state_message(self._last, self._day)
+            self._client.publish(self.topics.state, _dumps(state), qos=1, retain=True)
+        self._send_outbox()
+
+    def _take_acks(self) -> None:
+        rejected: list[tuple[int, str]] = []
+        for mid, failed, reason in self._acks:
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                continue  # not an outbox message (state, discovery, availability)
+            if failed:
+                rejected.append((seq, reason))
+            else:
+                self._acked.append(seq)
+        self._acks.clear()
+        if self._acked:
+            try:
+                self._outbox.ack(self._acked)
+            except sqlite3.Error as exc:  # e.g. locked for longer than busy_timeout
+                self._db_trouble(exc)
+            else:
+                self._db_failing = False
+                self._pending = max(0, self._pending - len(self._acked))
+                self._acked.clear()
+                self._outbox_signal.set()  # room in the window: look for more
+        if rejected:
+            seq, reason = min(rejected)
+            self._cursor = min(self._cursor, seq - 1)
+            self._hold_until = time.monotonic() + self.retry_refused
+            self._state = f"publish refused: {reason}"
+            _LOGGER.error(
+                "MQTT broker %s refused detection messages on %s: %s: allow this client to "
+                "publish there; retrying in %.0f s",
+                self.where,
+                self.topics.detection,
+                reason,
+                self.retry_refused,
+            )
+
+    def _send_outbox(self) -> None:
+        now = time.monotonic()
+        room = WINDOW - len(self._inflight)
+        if room <= 0 or now < self._hold_until:
+            return
+        if not self._outbox_signal.is_set() and now < self._next_poll:
+            return
+        self._outbox_signal.clear()  # before reading, so a wake() during the query counts
+        self._next_poll = now + POLL_SECONDS
+        if self._state.startswith("publish refused"):
+            self._state = "connected"
+        try:
+            rows = self._outbox.pending(self._cursor, room)
+        except sqlite3.Error as exc:
+            self._db_trouble(exc)
+            return
+        self._db_failing = False
+        for row in rows:
+            info = self._client.publish(self.topics.detection, row.payload, qos=1)
+            self._inflight[info.mid] = row.seq
+            self._cursor = row.seq
+        if len(rows) == room:
+            self._outbox_signal.set()  # there may be more once these are acknowledged
+
+    # ----------------------------------------------------------------- state and HA events
+
+    def _restore_today(self) -> None:
+        """Today's counts and the last detection from the database, after a restart."""
+        from birdnet_edge import store
+
+        midnight = dt.datetime.combine(self._day.date, dt.time(), tzinfo=None).astimezone()
+        try:
+            conn = store.connect(self.db_path)
+        except BirdnetEdgeError as exc:  # no database yet: nothing was detected
+            _LOGGER.debug("no counts to restore: %s", exc)
+            return
+        try:
+            for d in store.detections(conn, store.Filters(since=midnight)):
+                if d.windows >= self.min_windows:
+                    self._day.species[d.common] += 1
+                    self._last = stored_message(d)
+        except sqlite3.Error as exc:
+            _LOGGER.warning("cannot read today's detections from %s: %s", self.db_path, exc)
+        finally:
+            conn.close()
+
+    def _housekeeping(self) -> None:
+        """Count what is pending now and then; start a new day at local midnight."""
+        now = time.monotonic()
+        if now >= self._next_count:
+            self._next_count = now + POLL_SECONDS
+            self._count_pending()
+        today = dt.datetime.now().astimezone().date()
+        if today > self._day.date:
+            self._day = DayCounts(today)
+            self._state_dirty = True
+
+    def _count_pending(self) -> None:
+        try:
+            self._pending = self._outbox.count()
+        except sqlite3.Error as exc:
+            self._db_trouble(exc)
+
+    def _db_trouble(self, exc: sqlite3.Error) -> None:
+        """The outbox cannot be read or written right now: say so once, try again later."""
+        if not self._db_failing:
+            self._db_failing = True
+            _LOGGER.warning("MQTT outbox in %s not usable yet: %s; retrying", self.db_path, exc)
+        else:
+            _LOGGER.debug("MQTT outbox still not usable: %s", exc)
+
+    def _apply_changes(self) -> None:
+        while True:
+            try:
+                change = self._changes.get_nowait()
+            except queue.Empty:
+                return
+            self._apply(change)
+
+    def _apply(self, change: EventChange) -> None:
+        event = change.event
+        if event.windows < self.min_windows:
+            return
+        message = detection_message(event)
+        is_last = self._last is not None and self._last["id"] == event.id
+        if change.kind != "closed" and event.windows == self.min_windows and not is_last:
+            # The event just became a detection: count it and fire Home Assistant's event.
+            date = event.start.astimezone().date()
+            if date > self._day.date:
+                self._day = DayCounts(date)
+            if date == self._day.date:
+                self._day.species[event.common] += 1
+            self._last = message
+            self._state_dirty = True
+            if self._session_up:
+                fired = {"event_type": EVENT_TYPE, "species": event.common, **message}
+                self._client.publish(self.topics.event, _dumps(fired), qos=1, retain=False)
+        elif is_last and message != self._last:
+            self._last = message  # the same bird sang on: a later end, maybe a higher confidence
+            self._state_dirty = True
+
+    # ----------------------------------------------------------------- shutdown
+
+    def _shutdown_step(self, sd: _Shutdown) -> bool:
+        """One step of a clean stop; True when the thread may end."""
+        client = self._client
+        if not self._session_up:
+            if client.socket() is not None:
+                client.disconnect()
+            return True
+        now = time.monotonic()
+        if self._offline_mid is None:
+            try:
+                drained = not self._inflight and not self._outbox.pending(self._cursor, 1)
+            except sqlite3.Error:
+                drained = not self._inflight  # what is left waits in the outbox for next time
+            if drained or now >= sd.drain_until:
+                info = client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
+                self._offline_mid = info.mid
+            return False
+        if self._offline_acked or now >= sd.give_up:
+            client.disconnect()
+            self._session_up = False
+            self._state = "stopped"
+            return True
+        return False
+
+
+class _Shutdown:
+    """Deadlines of a clean stop: send pending detections, then ``offline``, then go."""
+
+    def __init__(self, start: float, timeout: float) -> None:
+        self.drain_until = start + 0.5 * timeout
+        self.give_up = start + 0.8 * timeout

@@ -1,0 +1,655 @@
+"""The local detection log: one SQLite row per detection event, written by a single thread.
+
+An event is INSERTed when it opens and UPDATEd as it grows and closes, so a crash loses nothing
+already heard. The file is in WAL mode (readers such as ``birdnet-edge log`` never block the
+writer) with ``synchronous=FULL``: every commit survives a power cut, and the writer batches all
+changes that queued up while the previous commit was being synced, so a busy dawn chorus costs one
+commit per batch rather than one per window.
+
+When the disk is full or the file system is read-only, the writer keeps the latest state of every
+pending event in memory (bounded), logs one error line a minute naming the problem and the fix,
+retries, and catches up when it can write again; the pipeline never waits for it.
+
+Schema changes are numbered migrations recorded in ``PRAGMA user_version``; a copy of the file is
+made before an existing database is migrated. The ``outbox`` table holds MQTT payloads written in
+the same transaction as the event they describe; the MQTT publisher reads and deletes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from birdnet_edge.errors import BirdnetEdgeError
+from birdnet_edge.events import DetectionEvent, EventChange
+from birdnet_edge.paths import default_state_dir
+from birdnet_edge.sinks import Sink
+
+_LOGGER = logging.getLogger(__name__)
+
+DB_NAME = "detections.db"
+BUSY_TIMEOUT_MS = 5000
+PRUNE_BATCH = 500  # rows deleted per retention step
+VACUUM_PAGES = 256  # pages returned to the file system per retention step (1 MiB at 4 KiB)
+
+# Each migration takes the schema from version N-1 to N (its position in the list, 1-based).
+# Never edit a released migration: append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: detection events
+    """
+    CREATE TABLE detections (
+        id TEXT NOT NULL UNIQUE,          -- event UUID, stable across updates
+        start_utc TEXT NOT NULL,          -- 'YYYY-MM-DDTHH:MM:SS.mmmZ', start of the first window
+        end_utc TEXT NOT NULL,            -- end of the last window with a hit
+        utc_offset_min INTEGER NOT NULL,  -- the station's UTC offset at start_utc, in minutes
+        scientific TEXT NOT NULL,
+        common TEXT NOT NULL,
+        confidence REAL NOT NULL,         -- highest window confidence
+        windows INTEGER NOT NULL,         -- windows with a hit
+        closed INTEGER NOT NULL DEFAULT 0,
+        station TEXT NOT NULL,
+        latitude REAL,
+        longitude REAL,
+        model TEXT NOT NULL,
+        precision TEXT NOT NULL,
+        sensitivity REAL NOT NULL,
+        overlap REAL NOT NULL,
+        min_confidence REAL NOT NULL
+    );
+    CREATE INDEX detections_start ON detections (start_utc);
+    CREATE INDEX detections_species ON detections (scientific, start_utc);
+    -- every name pair ever stored: resolves `--species` substrings without a table scan
+    CREATE TABLE species (
+        scientific TEXT NOT NULL,
+        common TEXT NOT NULL,
+        PRIMARY KEY (scientific, common)
+    ) WITHOUT ROWID;
+    """,
+    # 2: MQTT outbox, filled in the same transaction as the event write
+    """
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_utc TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_UPSERT = """
+INSERT INTO detections (
+    id, start_utc, end_utc, utc_offset_min, scientific, common, confidence, windows, closed,
+    station, latitude, longitude, model, precision, sensitivity, overlap, min_confidence
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    end_utc = excluded.end_utc,
+    confidence = excluded.confidence,
+    windows = excluded.windows,
+    closed = excluded.closed
+"""
+_OUTBOX = "INSERT INTO outbox (event_id, payload, created_utc) VALUES (?, ?, ?)"
+_SPECIES = "INSERT OR IGNORE INTO species (scientific, common) VALUES (?, ?)"
+
+Row = tuple[object, ...]
+
+
+def default_db_path() -> Path:
+    """``$STATE_DIRECTORY/detections.db`` under systemd, else ``$XDG_STATE_HOME/birdnet-edge``."""
+    return default_state_dir() / DB_NAME
+
+
+def utc_text(t: dt.datetime) -> str:
+    """An aware time as the stored text: UTC, millisecond precision, sortable as text."""
+    u = t.astimezone(dt.timezone.utc)
+    return f"{u:%Y-%m-%dT%H:%M:%S}.{u.microsecond // 1000:03d}Z"
+
+
+def parse_utc(text: str) -> dt.datetime:
+    """The stored text back to an aware UTC datetime."""
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+def event_row(e: DetectionEvent, closed: bool) -> Row:
+    """The parameters of :data:`_UPSERT` for one event."""
+    offset = e.start.astimezone().utcoffset() or dt.timedelta()
+    c = e.context
+    return (
+        e.id, utc_text(e.start), utc_text(e.end), round(offset.total_seconds() / 60),
+        e.scientific, e.common, e.confidence, e.windows, int(closed),
+        c.station, c.latitude, c.longitude, c.model, c.precision,
+        c.sensitivity, c.overlap, c.min_confidence,
+    )  # fmt: skip
+
+
+def open_database(path: Path, *, check_same_thread: bool = False) -> sqlite3.Connection:
+    """Open (creating if needed) the detection database for writing, migrated to the current schema.
+
+    The connection is in autocommit mode (transactions are explicit), WAL, ``synchronous=FULL``,
+    with a busy timeout. Raises :class:`BirdnetEdgeError` for a file that is not a birdnet-edge
+    database or is newer than this version; ``sqlite3.Error``/``OSError`` for storage problems.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+        check_same_thread=check_same_thread,
+    )  # fmt: skip
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        version = _user_version(conn)
+        if version == 0 and _has_tables(conn):
+            _not_ours(path)
+        if version == 0:
+            # Only possible before the first table exists: lets retention give space back.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA journal_size_limit = 1048576")  # truncate the WAL after checkpoints
+        migrate(conn, path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if _error_name(exc) == "SQLITE_NOTADB":
+            raise BirdnetEdgeError(
+                f"{path} is not a SQLite database: move it away or set database.path elsewhere"
+            ) from None
+        raise
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Apply the migrations past the file's ``user_version``, copying an existing file first."""
+    version = _user_version(conn)
+    if version > SCHEMA_VERSION:
+        raise BirdnetEdgeError(
+            f"{path} has schema version {version}, newer than this birdnet-edge supports "
+            f"({SCHEMA_VERSION}): upgrade birdnet-edge or set database.path to another file"
+        )
+    if version == SCHEMA_VERSION:
+        return
+    if version > 0:
+        backup = backup_path(path, version)
+        _LOGGER.info(
+            "upgrading %s from schema %d to %d; copy kept at %s",
+            path, version, SCHEMA_VERSION, backup,
+        )  # fmt: skip
+        target = sqlite3.connect(backup)
+        try:
+            conn.backup(target)
+        finally:
+            target.close()
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def backup_path(path: Path, version: int) -> Path:
+    """A name for the copy of ``path`` made before migrating it from ``version``; never reused."""
+    candidate = path.with_name(f"{path.name}.v{version}.bak")
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.v{version}.{n}.bak")
+    return candidate
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (``executescript`` would commit on its own)."""
+    out: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {current.strip()[:60]}")
+    return out
+
+
+def _not_ours(path: Path) -> None:
+    raise BirdnetEdgeError(
+        f"{path} is not a birdnet-edge database: set database.path to a new file"
+    )
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
+
+
+def _error_name(exc: BaseException) -> str:
+    """SQLite's error name (``SQLITE_FULL``...); Python 3.10 lacks the attribute: use the text."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if isinstance(name, str):
+        return name
+    text = str(exc).lower()
+    for needle, guess in (
+        ("disk is full", "SQLITE_FULL"),
+        ("readonly", "SQLITE_READONLY"),
+        ("read-only", "SQLITE_READONLY"),
+        ("not a database", "SQLITE_NOTADB"),
+        ("locked", "SQLITE_BUSY"),
+        ("unable to open", "SQLITE_CANTOPEN"),
+        ("disk i/o error", "SQLITE_IOERR"),
+    ):
+        if needle in text:
+            return guess
+    return "SQLITE_ERROR"
+
+
+def describe_storage_error(exc: BaseException, path: Path | None = None) -> str:
+    """What went wrong writing the database at ``path``, and what the user can do about it."""
+    if path is not None and _read_only_fs(path):
+        return (
+            "the file system holding it is mounted read-only (after a storage error, see dmesg): "
+            "check it with fsck and mount it read-write again"
+        )
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: check that the directory exists and is writable"
+    name = _error_name(exc)
+    if name.startswith("SQLITE_FULL"):
+        return (
+            "the disk is full: free space on that file system, or set database.retention_days "
+            "or database.max_size_mb"
+        )
+    if name.startswith("SQLITE_READONLY"):
+        return (
+            "the database is read-only: make the file, its directory and the file system "
+            "writable for this user (check mount options and ownership)"
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "the database is locked by another program: stop it (only birdnet-edge writes)"
+    if name.startswith("SQLITE_IOERR"):
+        return (
+            f"disk I/O error ({name}): the storage failed or its file system turned read-only "
+            "after an error: check dmesg, fsck the file system and mount it read-write again"
+        )
+    if name.startswith("SQLITE_CANTOPEN"):
+        return "it cannot be opened: check that its directory exists and is writable"
+    return (
+        f"{exc} ({name}): check the storage device (dmesg) and that the file system is "
+        "writable and not full"
+    )
+
+
+def _read_only_fs(path: Path) -> bool:
+    """Whether the nearest existing directory of ``path`` is on a read-only mount."""
+    for directory in path.parents:
+        try:
+            return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return False
+
+
+@dataclass
+class _Pending:
+    """The latest state of one event not yet written, and its outbox payload if one is due."""
+
+    event: DetectionEvent
+    closed: bool
+    payload: str | None
+    payload_order: int = 0  # when the payload was made: outbox rows are written in this order
+    opened: bool = False  # the event opened since the last commit (not yet reported onward)
+
+
+class SQLiteSink:
+    """Writes every event change to the detection database from one writer thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        outbox_payload: Callable[[DetectionEvent], str] | None = None,
+        min_windows: int = 1,
+        on_outbox: Callable[[], None] | None = None,
+        retention_days: int = 0,
+        max_size_mb: int = 0,
+        retry_seconds: float = 5.0,
+        error_interval: float = 60.0,
+        prune_interval: float = 600.0,
+        max_pending: int = 100_000,
+        batch_max: int = 2000,
+        after_write: Sink | None = None,
+    ) -> None:
+        """Open (or create and migrate) ``path`` and start the writer thread.
+
+        ``outbox_payload``/``min_windows``/``on_outbox``: see the module docstring.
+        ``retention_days``/``max_size_mb``: prune the oldest events past these limits (0 = off).
+        ``retry_seconds``: wait between write attempts while storage fails; ``error_interval``:
+        at most one error line per this many seconds; ``prune_interval``: how often to check the
+        retention limits when idle; ``max_pending``: events kept in memory while storage fails.
+        Raises :class:`BirdnetEdgeError` when the file is not (or too new) a birdnet-edge
+        database; a full or read-only disk does not raise (the writer keeps retrying).
+        """
+        self.path = path
+        self.outbox_payload = outbox_payload
+        self.min_windows = min_windows
+        self.on_outbox = on_outbox
+        self.retention_days = retention_days
+        self.max_size_mb = max_size_mb
+        self.retry_seconds = retry_seconds
+        self.error_interval = error_interval
+        self.prune_interval = prune_interval
+        self.max_pending = max_pending
+        self.batch_max = batch_max
+        #: Told of each opened event once it is committed (or, while storage fails, once the
+        #: write was tried), so what it reports is already in the database.
+        self.after_write = after_write
+        self._payloads_made = 0
+
+        self._queue: queue.SimpleQueue[EventChange | threading.Event | None] = queue.SimpleQueue()
+        self._pending: dict[str, _Pending] = {}
+        self._outboxed: set[str] = set()  # open events whose outbox row is written or pending
+        self._conn: sqlite3.Connection | None = None
+        self._recovered = False
+        self._failing_since: float | None = None
+        self._last_error_log = -float("inf")
+        self._next_attempt = 0.0
+        self._next_prune = 0.0
+        self._dropped = 0
+        self.written = 0  # event states committed (for tests and statistics)
+        self.commits = 0  # transactions committed
+        self._barriers: list[threading.Event] = []  # set once everything before them is written
+        self._connect()
+        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
+        self._thread.start()
+
+    # -- the pipeline's side ------------------------------------------------------------------
+
+    def handle(self, change: EventChange) -> None:
+        """Queue one change for the writer thread; never blocks."""
+        self._queue.put(change)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (one last attempt if storage is failing), then stop."""
+        if not self._thread.is_alive():
+            return
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            _LOGGER.warning(
+                "the database writer did not finish within %.0f s; %d events may not be saved",
+                timeout, len(self._pending),
+            )  # fmt: skip
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every change handed over so far is written (True) or ``timeout`` passes."""
+        if not self._thread.is_alive():
+            return not self._pending
+        barrier = threading.Event()
+        self._queue.put(barrier)
+        return barrier.wait(timeout)
+
+    @property
+    def pending(self) -> int:
+        """Events waiting in memory to be written."""
+        return len(self._pending)
+
+    # -- the writer thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            stopping = self._receive(self._wait_time())
+            try:
+                if self._pending and (stopping or time.monotonic() >= self._next_attempt):
+                    self._flush()
+                if not self._pending and not stopping and self._retention_on():
+                    self._maybe_prune()
+            except Exception:  # a bug must not stop the log: keep the events, retry later
+                _LOGGER.exception("unexpected error in the database writer")
+                self._next_attempt = time.monotonic() + self.retry_seconds
+            if not self._pending:
+                for barrier in self._barriers:
+                    barrier.set()
+                self._barriers.clear()
+        if self._pending:
+            _LOGGER.error(
+                "%d detection events could not be written to %s before shutdown: %s",
+                len(self._pending), self.path, "see the errors above",
+            )  # fmt: skip
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _wait_time(self) -> float | None:
+        """How long to wait for changes: until the next retry or retention step, else forever."""
+        now = time.monotonic()
+        if self._pending:
+            return max(0.0, self._next_attempt - now)
+        if self._retention_on():
+            return max(0.05, self._next_prune - now)
+        return None
+
+    def _receive(self, wait: float | None) -> bool:
+        """Take what is queued (waiting up to ``wait`` for the first item); True on stop."""
+        stopping = False
+        try:
+            items = [self._queue.get(timeout=wait)]
+        except queue.Empty:
+            return False
+        while len(items) < self.batch_max:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for item in items:
+            if item is None:
+                stopping = True
+            elif isinstance(item, threading.Event):
+                self._barriers.append(item)
+            else:
+                self._take(item)
+        return stopping
+
+    def _take(self, change: EventChange) -> None:
+        """Merge one change into the pending state (only the latest state of an event matters)."""
+        e = change.event
+        previous = self._pending.pop(e.id, None)  # re-insert: keep pending in order of change
+        payload = previous.payload if previous else None
+        order = previous.payload_order if previous else 0
+        opened = previous.opened if previous else change.kind == "opened"
+        if (
+            self.outbox_payload is not None
+            and e.windows >= self.min_windows
+            and e.id not in self._outboxed
+        ):
+            self._outboxed.add(e.id)
+            try:
+                payload = self.outbox_payload(e)
+                self._payloads_made += 1
+                order = self._payloads_made
+            except Exception:
+                _LOGGER.exception("cannot build the MQTT payload for event %s", e.id)
+        if change.kind == "closed":
+            self._outboxed.discard(e.id)
+        self._pending[e.id] = _Pending(e, change.kind == "closed", payload, order, opened)
+        if len(self._pending) > self.max_pending:
+            del self._pending[next(iter(self._pending))]
+            self._dropped += 1
+
+    def _flush(self) -> None:
+        """Write every pending event in one transaction; on failure keep them and back off."""
+        batch = list(self._pending.values())
+        outboxed = 0
+        try:
+            conn = self._conn or self._connect()
+            if conn is None:
+                raise sqlite3.OperationalError("database not open")  # _connect logged why
+            created = utc_text(dt.datetime.now(dt.timezone.utc))
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_UPSERT, [event_row(p.event, p.closed) for p in batch])
+                names = {(p.event.scientific, p.event.common) for p in batch}
+                conn.executemany(_SPECIES, sorted(names))
+                due = sorted(
+                    (p for p in batch if p.payload is not None), key=lambda p: p.payload_order
+                )  # the order they became detections
+                outbox = [(p.event.id, p.payload, created) for p in due]
+                if outbox:
+                    conn.executemany(_OUTBOX, outbox)
+                    outboxed = len(outbox)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc)
+            self._report_opened(batch)  # storage is failing: report anyway, do not go silent
+            return
+        self._report_opened(batch)
+        for p in batch:
+            if self._pending.get(p.event.id) is p:
+                del self._pending[p.event.id]
+        self.written += len(batch)
+        self.commits += 1
+        if self._failing_since is not None:
+            _LOGGER.warning(
+                "writing detections to %s again after %.0f s; caught up with %d events%s",
+                self.path, time.monotonic() - self._failing_since, len(batch),
+                f" ({self._dropped} older ones were dropped)" if self._dropped else "",
+            )  # fmt: skip
+            self._failing_since = None
+            self._last_error_log = -float("inf")
+            self._dropped = 0
+        if outboxed and self.on_outbox is not None:
+            try:
+                self.on_outbox()
+            except Exception:
+                _LOGGER.exception("outbox notification failed")
+
+    def _report_opened(self, batch: list[_Pending]) -> None:
+        if self.after_write is None:
+            return
+        opened = sorted((p for p in batch if p.opened), key=lambda p: p.event.start)
+        for p in opened:
+            p.opened = False
+            try:
+                self.after_write.handle(EventChange("opened", p.event))
+            except Exception:
+                _LOGGER.exception("reporting a written event failed")
+
+    def _connect(self) -> sqlite3.Connection | None:
+        """Open the database; storage errors are reported and retried, others raise."""
+        try:
+            conn = open_database(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc)
+            return None
+        if not self._recovered:
+            try:  # events left open by a crash or power cut are over: mark them closed
+                conn.execute("UPDATE detections SET closed = 1 WHERE closed = 0")
+            except sqlite3.Error as exc:
+                conn.close()
+                self._failed(exc)
+                return None
+            self._recovered = True
+        self._conn = conn
+        return conn
+
+    def _failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._conn is not None:  # reopen on the next attempt: the file may have changed
+            self._conn.close()
+            self._conn = None
+        if self._failing_since is None:
+            self._failing_since = now
+        self._next_attempt = now + self.retry_seconds
+        if now - self._last_error_log >= self.error_interval:
+            self._last_error_log = now
+            _LOGGER.error(
+                "cannot write detections to %s: %s (%d events kept in memory%s; retrying every "
+                "%g s)",
+                self.path, describe_storage_error(exc, self.path), len(self._pending),
+                f", {self._dropped} dropped" if self._dropped else "", self.retry_seconds,
+            )  # fmt: skip
+        else:
+            _LOGGER.debug("database write failed again: %s", exc)
+
+    # -- retention ----------------------------------------------------------------------------
+
+    def _retention_on(self) -> bool:
+        return self.retention_days > 0 or self.max_size_mb > 0
+
+    def _maybe_prune(self) -> None:
+        """One small retention step when due; reschedules itself soon if there is more to do."""
+        now = time.monotonic()
+        if now < self._next_prune or self._failing_since is not None:
+            return
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            more = prune_step(conn, self.retention_days, self.max_size_mb)
+        except sqlite3.Error as exc:
+            _LOGGER.warning("retention pruning of %s failed: %s", self.path, exc)
+            more = False
+        self._next_prune = now + (0.05 if more else self.prune_interval)
+
+
+def used_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes of the database in use (its pages minus the free ones)."""
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    return (pages - free) * size
+
+
+def prune_step(
+    conn: sqlite3.Connection,
+    retention_days: int,
+    max_size_mb: int,
+    *,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Delete at most :data:`PRUNE_BATCH` of the oldest events past the limits, and give up to
+    :data:`VACUUM_PAGES` free pages back to the file system. Short, so the writer is never held
+    up for long. Returns whether there is more to do."""
+    deleted = 0
+    if retention_days > 0:
+        now = now or dt.datetime.now(dt.timezone.utc)
+        cutoff = utc_text(now - dt.timedelta(days=retention_days))
+        deleted = conn.execute(
+            "DELETE FROM detections WHERE rowid IN (SELECT rowid FROM detections "
+            "WHERE start_utc < ? ORDER BY start_utc LIMIT ?)",
+            (cutoff, PRUNE_BATCH),
+        ).rowcount
+    if not deleted and max_size_mb > 0 and used_bytes(conn) > max_size_mb * 1024 * 1024:
+        deleted = conn.execute(
+            "DELETE FROM detections WHERE rowid IN (SELECT rowid FROM detections "
+            "ORDER BY start_utc LIMIT ?)",
+            (PRUNE_BATCH,),
+        ).rowcount
+    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    vacuum = int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2
+    if free and vacuum:
+        # executescript steps the pragma to the end; execute would free a single page.
+        conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
+    if deleted:
+        _LOGGER.debug("retention: deleted %d old events", deleted)
+    return deleted > 0 or (vacuum and free > VACUUM_PAGES)

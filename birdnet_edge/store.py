@@ -1,0 +1,248 @@
+"""Read-only queries on the detection database, for the review commands.
+
+The connection is opened with ``mode=ro``: it never writes, takes no write lock, and in WAL mode
+reads a consistent snapshot while the daemon keeps writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from birdnet_edge.errors import BirdnetEdgeError
+from birdnet_edge.sinks.sqlite import BUSY_TIMEOUT_MS, parse_utc, utc_text
+
+_COLUMNS = (
+    "rowid, id, start_utc, end_utc, utc_offset_min, scientific, common, confidence, windows, "
+    "closed, station, latitude, longitude, model, precision, sensitivity, overlap, min_confidence"
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which detections a review command looks at."""
+
+    since: dt.datetime | None = None  # aware; events that start at or after it
+    until: dt.datetime | None = None  # aware; events that start before it
+    species: str | None = None  # case-insensitive substring of the common or scientific name
+    min_conf: float | None = None  # highest window confidence at least this
+    scientific: str | None = None  # exactly this species
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One stored detection event."""
+
+    rowid: int
+    id: str
+    start: dt.datetime  # aware, UTC
+    end: dt.datetime  # aware, UTC
+    utc_offset: dt.timedelta  # the station's offset from UTC when it started
+    scientific: str
+    common: str
+    confidence: float
+    windows: int
+    closed: bool
+    station: str
+    latitude: float | None
+    longitude: float | None
+    model: str
+    precision: str
+    sensitivity: float
+    overlap: float
+    min_confidence: float
+
+    @property
+    def zone(self) -> dt.timezone:
+        """The station's time zone offset at the time of the event."""
+        return dt.timezone(self.utc_offset)
+
+
+@dataclass(frozen=True)
+class SpeciesSummary:
+    """One species over a period."""
+
+    scientific: str
+    common: str
+    count: int
+    first: dt.datetime  # aware, in the station's offset at that time
+    last: dt.datetime
+    max_confidence: float
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open ``path`` read-only; one-line errors for a missing or foreign file."""
+    if not path.exists():
+        raise BirdnetEdgeError(
+            f"no detection database at {path} yet: start the listener (`birdnet-edge run`) "
+            "to create it, or give its location with --db or database.path in the config"
+        )
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise BirdnetEdgeError(_cannot_read(path, exc)) from None
+    try:
+        found = (
+            conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                "AND name IN ('detections', 'species')"
+            ).fetchone()[0]
+            == 2
+        )
+    except sqlite3.Error as exc:
+        conn.close()
+        raise BirdnetEdgeError(_cannot_read(path, exc)) from None
+    if not found:
+        conn.close()
+        raise BirdnetEdgeError(
+            f"{path} is not a birdnet-edge detection database: check --db or database.path"
+        )
+    return conn
+
+
+def _cannot_read(path: Path, exc: sqlite3.Error) -> str:
+    if "not a database" in str(exc):
+        return f"{path} is not a SQLite database: check --db or database.path"
+    return (
+        f"cannot read {path}: {exc}: run as a user that may read it and its directory "
+        "(e.g. with sudo, or join the group that owns it)"
+    )
+
+
+def matching_species(conn: sqlite3.Connection, text: str) -> list[str]:
+    """Scientific names of the stored species whose common or scientific name contains
+    ``text``, ignoring case (Unicode-aware, unlike SQLite's ``LIKE``)."""
+    wanted = text.casefold()
+    return sorted(
+        {
+            sci
+            for sci, common in conn.execute("SELECT scientific, common FROM species")
+            if wanted in sci.casefold() or wanted in common.casefold()
+        }
+    )
+
+
+def _where(conn: sqlite3.Connection, f: Filters) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if f.since is not None:
+        clauses.append("start_utc >= ?")
+        params.append(utc_text(f.since))
+    if f.until is not None:
+        clauses.append("start_utc < ?")
+        params.append(utc_text(f.until))
+    if f.species:
+        names = matching_species(conn, f.species)
+        clauses.append(f"scientific IN ({', '.join('?' * len(names))})" if names else "0")
+        params += names
+    if f.min_conf is not None:
+        clauses.append("confidence >= ?")
+        params.append(f.min_conf)
+    if f.scientific is not None:
+        clauses.append("scientific = ?")
+        params.append(f.scientific)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _detection(row: Any) -> Detection:
+    return Detection(
+        rowid=row[0], id=row[1], start=parse_utc(row[2]), end=parse_utc(row[3]),
+        utc_offset=dt.timedelta(minutes=row[4]), scientific=row[5], common=row[6],
+        confidence=row[7], windows=row[8], closed=bool(row[9]), station=row[10],
+        latitude=row[11], longitude=row[12], model=row[13], precision=row[14],
+        sensitivity=row[15], overlap=row[16], min_confidence=row[17],
+    )  # fmt: skip
+
+
+def recent(conn: sqlite3.Connection, f: Filters, limit: int | None) -> list[Detection]:
+    """The ``limit`` latest matching detections (all when None), oldest first."""
+    where, params = _where(conn, f)
+    sql = f"SELECT {_COLUMNS} FROM detections{where} ORDER BY start_utc DESC, rowid DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    rows = [_detection(r) for r in conn.execute(sql, params)]
+    rows.reverse()
+    return rows
+
+
+def detections(
+    conn: sqlite3.Connection, f: Filters, limit: int | None = None
+) -> Iterator[Detection]:
+    """Every matching detection in time order (the first ``limit`` when given), streamed."""
+    where, params = _where(conn, f)
+    sql = f"SELECT {_COLUMNS} FROM detections{where} ORDER BY start_utc, rowid"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    for row in conn.execute(sql, params):
+        yield _detection(row)
+
+
+def newer_than(conn: sqlite3.Connection, f: Filters, after: int, upto: int) -> list[Detection]:
+    """Matching detections in rows ``after < rowid <= upto``, in the order they were written."""
+    where, params = _where(conn, f)
+    rows = "rowid > ? AND rowid <= ?"
+    where = f"{where} AND {rows}" if where else f" WHERE {rows}"
+    sql = f"SELECT {_COLUMNS} FROM detections{where} ORDER BY rowid"
+    return [_detection(r) for r in conn.execute(sql, [*params, after, upto])]
+
+
+def last_rowid(conn: sqlite3.Connection) -> int:
+    """The newest row's id (0 when empty)."""
+    return int(conn.execute("SELECT coalesce(max(rowid), 0) FROM detections").fetchone()[0])
+
+
+def summary(conn: sqlite3.Connection, f: Filters) -> list[SpeciesSummary]:
+    """Per species: count, first and last heard, highest confidence; most detected first."""
+    where, params = _where(conn, f)
+    # start_utc has a fixed width, so MIN/MAX of "start offset" pick the first/last event's
+    # own offset along with its time.
+    sql = (
+        "SELECT scientific, max(common), count(*), "
+        "min(start_utc || ' ' || utc_offset_min), max(start_utc || ' ' || utc_offset_min), "
+        f"max(confidence) FROM detections{where} "
+        "GROUP BY scientific ORDER BY count(*) DESC, max(common)"
+    )
+    out: list[SpeciesSummary] = []
+    for sci, common, count, first, last, conf in conn.execute(sql, params):
+        out.append(
+            SpeciesSummary(
+                str(sci), str(common), int(count), _zoned(first), _zoned(last), float(conf)
+            )
+        )
+    return out
+
+
+def _zoned(text: str) -> dt.datetime:
+    start, offset = text.split(" ")
+    return parse_utc(start).astimezone(dt.timezone(dt.timedelta(minutes=int(offset))))
+
+
+def species_names(conn: sqlite3.Connection, f: Filters) -> list[tuple[str, str]]:
+    """(scientific, common) of every species with a matching detection, by common name."""
+    where, params = _where(conn, f)
+    sql = (
+        f"SELECT scientific, max(common) FROM detections{where} "
+        "GROUP BY scientific ORDER BY max(common)"
+    )
+    return [(str(s), str(c)) for s, c in conn.execute(sql, params)]
+
+
+def hourly(conn: sqlite3.Connection, f: Filters, *, utc: bool = False) -> list[int]:
+    """Matching detections per hour of the day (station local time, or UTC): 24 counts."""
+    where, params = _where(conn, f)
+    shift = "" if utc else ", utc_offset_min || ' minutes'"
+    counts = [0] * 24
+    for hour, n in conn.execute(
+        f"SELECT CAST(strftime('%H', start_utc{shift}) AS INTEGER), count(*) "
+        f"FROM detections{where} GROUP BY 1",
+        params,
+    ):
+        counts[hour] = n
+    return counts

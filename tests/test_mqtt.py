@@ -1,0 +1,606 @@
+"""MQTT publishing against a real Mosquitto: schema, order, outages, restarts, auth and TLS.
+
+Detections go through the real SQLite sink and its outbox, as in the daemon. The tests that kill
+the publisher run it in a child process (``CHILD``: the SQLite sink and the publisher fed with
+synthetic events on command) so it can be SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from birdnet_edge.config import Config, DiscoveryConfig, MQTTConfig, StationConfig, TLSConfig
+from birdnet_edge.errors import ConfigError
+from birdnet_edge.events import DetectionContext, DetectionEvent, EventChange
+from birdnet_edge.model.labels import Label
+from birdnet_edge.secrets import Secret, mqtt_password
+from birdnet_edge.sinks.ha_discovery import Topics
+from birdnet_edge.sinks.mqtt import MQTTPublisher
+from birdnet_edge.sinks.outbox import Outbox
+from birdnet_edge.sinks.sqlite import SQLiteSink, open_database
+from tests import broker as _broker
+from tests.broker import Broker, retained, subscriber
+
+broker = _broker.broker  # fixtures
+broker_factory = _broker.broker_factory
+
+REPO = Path(__file__).resolve().parent.parent
+STATION = "Test Garden"
+TOPICS = Topics.for_station(STATION)
+CONTEXT = DetectionContext(
+    STATION, 52.52, 13.405, "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite", "FP32", 1.0, 0.0, 0.7
+)
+DETECTION_KEYS = {
+    "id", "start", "end", "scientific_name", "common_name", "confidence", "station",
+    "latitude", "longitude", "model", "precision",
+}  # fmt: skip
+FAST = {"retry_min": 0.2, "retry_max": 0.5}
+
+
+def event_id(i: int) -> str:
+    return f"00000000-0000-4000-8000-{i:012d}"
+
+
+def make_event(i: int, windows: int = 1) -> DetectionEvent:
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    species = i % 5
+    return DetectionEvent(
+        event_id(i),
+        Label(species, f"Genus species{species}", f"Bird {species}"),
+        start,
+        start + dt.timedelta(seconds=3 * windows),
+        0.5 + species / 10,
+        windows,
+        CONTEXT,
+    )
+
+
+def mqtt_cfg(b: Broker, **mqtt: Any) -> Config:
+    return Config(
+        station=StationConfig(STATION, CONTEXT.latitude, CONTEXT.longitude),
+        mqtt=MQTTConfig(enabled=True, host=b.host, port=b.port, **mqtt),
+    )
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+def outbox_rows(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
+def detections(sub: Any) -> list[dict[str, Any]]:
+    return [json.loads(m.payload) for m in sub.on(TOPICS.detection)]
+
+
+def unique_ids(messages: list[dict[str, Any]]) -> list[str]:
+    """Ids in order of first arrival (at-least-once delivery may repeat one)."""
+    seen: dict[str, None] = {}
+    for m in messages:
+        seen.setdefault(m["id"], None)
+    return list(seen)
+
+
+class Pipeline:
+    """The SQLite sink and the publisher wired as the daemon wires them."""
+
+    def __init__(self, cfg: Config, db: Path, **retry: float) -> None:
+        self.publisher = MQTTPublisher(cfg, db, **{**FAST, **retry})
+        self.sink = SQLiteSink(
+            db,
+            outbox_payload=self.publisher.payload,
+            min_windows=cfg.mqtt.min_windows,
+            on_outbox=self.publisher.wake,
+        )
+        self.publisher.start()
+
+    def change(self, change: EventChange) -> None:
+        self.sink.handle(change)
+        self.publisher.handle(change)
+
+    def detect(self, indices: range) -> None:
+        for i in indices:
+            self.change(EventChange("opened", make_event(i)))
+        assert self.sink.flush(10)
+
+    def close(self) -> None:
+        self.sink.close()
+        self.publisher.close()
+
+
+@contextlib.contextmanager
+def pipeline(cfg: Config, db: Path, **retry: float) -> Iterator[Pipeline]:
+    p = Pipeline(cfg, db, **retry)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+# --- the daemon-like child process ------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import logging, sys
+    from pathlib import Path
+    from birdnet_edge.config import load_config
+    from birdnet_edge.events import EventChange
+    from tests.test_mqtt import Pipeline, make_event
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    p = Pipeline(load_config(sys.argv[1]), Path(sys.argv[2]))
+    for line in sys.stdin:
+        cmd, *args = line.split()
+        if cmd == "detect":
+            first, n = map(int, args)
+            p.detect(range(first, first + n))
+        elif cmd == "quit":
+            p.close()
+            break
+        print("done", p.publisher.state, flush=True)
+    """
+)
+
+
+class Child:
+    """A publisher process driven line by line over stdin."""
+
+    def __init__(self, config: Path, db: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(config), str(db)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def command(self, line: str) -> str:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline()
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def write_config(path: Path, b: Broker, keepalive: int = 30) -> Path:
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            station: {{name: {STATION}, latitude: 52.52, longitude: 13.405}}
+            mqtt:
+              enabled: true
+              host: {b.host}
+              port: {b.port}
+              keepalive: {keepalive}
+            """
+        )
+    )
+    return path
+
+
+# --- tests: messages --------------------------------------------------------------------------
+
+
+def test_detections_arrive_with_the_documented_schema_in_order(
+    broker: Broker, tmp_path: Path
+) -> None:
+    db = tmp_path / "detections.db"
+    with subscriber(broker, [f"{TOPICS.prefix}/#"]) as sub, pipeline(mqtt_cfg(broker), db) as p:
+        sub.wait_for(lambda ms: any(m.payload == b"online" for m in ms))
+        assert p.publisher.state == "connected"
+        p.detect(range(25))
+        sub.wait_for(lambda ms: len([m for m in ms if m.topic == TOPICS.detection]) >= 25)
+        got = detections(sub)
+        assert [m["id"] for m in got] == [event_id(i) for i in range(25)]
+        for i, m in enumerate(got):
+            assert set(m) == DETECTION_KEYS
+            start, end = dt.datetime.fromisoformat(m["start"]), dt.datetime.fromisoformat(m["end"])
+            assert start.utcoffset() is not None  # ISO 8601 with an offset
+            assert end > start
+            assert m["common_name"] == f"Bird {i % 5}"
+            assert m["scientific_name"] == f"Genus species{i % 5}"
+            assert m["confidence"] == pytest.approx(0.5 + (i % 5) / 10)
+            assert (m["station"], m["latitude"], m["longitude"]) == (STATION, 52.52, 13.405)
+            assert m["model"] == CONTEXT.model
+        # Home Assistant's event entity fires once per detection
+        sub.wait_for(lambda ms: len([m for m in ms if m.topic == TOPICS.event]) >= 25)
+        fired = [json.loads(m.payload) for m in sub.on(TOPICS.event)]
+        assert [f["id"] for f in fired] == [event_id(i) for i in range(25)]
+        assert {f["event_type"] for f in fired} == {"detection"}
+        assert fired[7]["species"] == "Bird 2"
+        assert fired[7]["scientific_name"] == "Genus species2"
+        assert not any(m.retain for m in sub.on(TOPICS.event))
+        wait_until(lambda: outbox_rows(db) == 0, what="outbox emptied by PUBACKs")
+    # retained after a clean stop: offline, the state, and nothing pending
+    assert retained(broker, TOPICS.availability) == b"offline"
+    state = json.loads(retained(broker, TOPICS.state) or b"{}")
+    assert state["last"]["id"] == event_id(24)
+    assert state["today"]["total"] == 25
+    assert state["today"]["species"] == {f"Bird {s}": 5 for s in range(5)}
+
+
+def test_discovery_is_retained_and_sent_again_when_home_assistant_starts(
+    broker: Broker, tmp_path: Path
+) -> None:
+    config_filter = "homeassistant/+/+/+/config"
+    with pipeline(mqtt_cfg(broker), tmp_path / "d.db") as p:
+        wait_until(lambda: p.publisher.state == "connected")
+        with subscriber(broker, [config_filter]) as sub:
+            first = sub.wait_for(lambda ms: len(ms) >= 6)
+            assert all(m.retain for m in first)  # stored by the broker for Home Assistant
+            assert sorted(m.topic.split("/")[1] for m in first) == [
+                "binary_sensor", "event", "sensor", "sensor", "sensor", "sensor",
+            ]  # fmt: skip
+            for m in first:
+                payload = json.loads(m.payload)
+                assert payload["availability"][0]["topic"] == TOPICS.availability
+            sub.client.publish("homeassistant/status", "online", qos=1)
+            again = sub.wait_for(lambda ms: len(ms) >= 12)
+            assert {m.topic for m in again[6:]} == {m.topic for m in first}
+
+
+def test_discovery_can_be_switched_off(broker: Broker, tmp_path: Path) -> None:
+    cfg = mqtt_cfg(broker, discovery=DiscoveryConfig(enabled=False))
+    with pipeline(cfg, tmp_path / "d.db") as p:
+        wait_until(lambda: p.publisher.state == "connected")
+        p.detect(range(1))
+        assert retained(broker, TOPICS.state) is not None
+        assert retained(broker, "homeassistant/#", timeout=1.0) is None
+
+
+def test_min_windows_publishes_once_the_event_is_confirmed(broker: Broker, tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    with (
+        subscriber(broker, [TOPICS.detection, TOPICS.event]) as sub,
+        pipeline(mqtt_cfg(broker, min_windows=2), db) as p,
+    ):
+        wait_until(lambda: p.publisher.state == "connected")
+        p.change(EventChange("opened", make_event(1, windows=1)))
+        assert p.sink.flush(10)
+        time.sleep(0.5)
+        assert sub.messages == []
+        p.change(EventChange("updated", make_event(1, windows=2)))
+        p.change(EventChange("updated", make_event(1, windows=3)))
+        p.change(EventChange("closed", make_event(1, windows=3)))
+        sub.wait_for(lambda ms: len(ms) >= 2)
+        time.sleep(0.5)
+        assert sorted(m.topic for m in sub.messages) == [TOPICS.detection, TOPICS.event]
+        assert json.loads(sub.on(TOPICS.detection)[0].payload)["id"] == event_id(1)
+
+
+def test_todays_counts_survive_a_restart(broker: Broker, tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    with pipeline(mqtt_cfg(broker), db) as p:
+        p.detect(range(3))
+        wait_until(lambda: outbox_rows(db) == 0)
+    with pipeline(mqtt_cfg(broker), db) as p:
+        wait_until(lambda: p.publisher.state == "connected")
+        p.detect(range(3, 4))
+        wait_until(lambda: outbox_rows(db) == 0)
+    state = json.loads(retained(broker, TOPICS.state) or b"{}")
+    assert state["today"]["total"] == 4
+    assert state["last"]["id"] == event_id(3)
+
+
+# --- tests: nothing lost ----------------------------------------------------------------------
+
+
+def test_broker_outage_loses_nothing_and_keeps_the_order(broker: Broker, tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    # a persistent session: the broker keeps the subscription (and queues for it) across restarts
+    with (
+        subscriber(broker, [TOPICS.detection], client_id="test-outage") as sub,
+        pipeline(mqtt_cfg(broker), db) as p,
+    ):
+        p.detect(range(2))
+        sub.wait_for(lambda ms: len(ms) >= 2)
+        broker.stop()
+        wait_until(lambda: p.publisher.state != "connected", what="publisher notices the outage")
+        p.detect(range(2, 27))  # 25 detections while the broker is away
+        assert outbox_rows(db) == 25
+        wait_until(lambda: p.publisher.pending == 25, timeout=10, what="pending count")
+        assert p.publisher.state.startswith(("unreachable", "disconnected"))
+        broker.start()
+        sub.wait_for(lambda ms: len({json.loads(m.payload)["id"] for m in ms}) >= 27, 30)
+        assert unique_ids(detections(sub)) == [event_id(i) for i in range(27)]
+        wait_until(lambda: outbox_rows(db) == 0, what="outbox emptied")
+        assert p.publisher.state == "connected"
+
+
+def test_publisher_killed_while_the_broker_is_down_delivers_after_restart(
+    broker: Broker, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "config.yaml", broker)
+    db = tmp_path / "d.db"
+    with subscriber(broker, [TOPICS.detection], client_id="test-kill") as sub:
+        first = Child(config, db)
+        try:
+            assert first.command("detect 0 3").startswith("done")
+            sub.wait_for(lambda ms: len(ms) >= 3)
+            broker.stop()
+            assert first.command("detect 3 20").startswith("done")  # committed to SQLite
+            first.kill()
+        finally:
+            first.close()
+        assert outbox_rows(db) == 20
+        broker.start()
+        second = Child(config, db)
+        try:
+            assert second.command("detect 23 2").startswith("done")
+            sub.wait_for(lambda ms: len({json.loads(m.payload)["id"] for m in ms}) >= 25, 30)
+            assert unique_ids(detections(sub)) == [event_id(i) for i in range(25)]
+            wait_until(lambda: outbox_rows(db) == 0)
+            assert second.command("quit") == ""
+            assert second.proc.wait(10) == 0
+        finally:
+            second.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "frozen"])
+def test_last_will_marks_a_killed_publisher_offline(
+    broker: Broker, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """SIGKILL closes the socket: the broker sends the Will at once, well within 1.5 x keepalive.
+    A frozen process (SIGSTOP: a hung daemon, a pulled cable) is found by the keepalive alone;
+    Mosquitto 2.0.11 expires it 1.5 x keepalive after its last packet plus a few seconds of its
+    own (11 s measured for keepalive 5), so that case is only bounded loosely."""
+    keepalive = 5
+    config = write_config(tmp_path / "config.yaml", broker, keepalive=keepalive)
+    with subscriber(broker, [TOPICS.availability]) as sub:
+        child = Child(config, tmp_path / "d.db")
+        try:
+            sub.wait_for(lambda ms: any(m.payload == b"online" for m in ms))
+            signalled = time.monotonic()
+            child.proc.send_signal(sig)
+            got = sub.wait_for(lambda ms: any(m.payload == b"offline" for m in ms), 3 * keepalive)
+        finally:
+            child.close()
+    offline = next(m for m in got if m.payload == b"offline")
+    elapsed = offline.at - signalled
+    print(f"Last Will 'offline' {elapsed:.1f} s after {sig.name} (keepalive {keepalive} s)")
+    if sig == signal.SIGKILL:
+        assert elapsed <= 1.5 * keepalive
+    else:
+        assert elapsed <= 3 * keepalive
+    assert retained(broker, TOPICS.availability) == b"offline"
+
+
+# --- tests: authentication and TLS ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_password_and_tls(
+    broker_factory: Callable[..., Broker],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    protocol: str,
+) -> None:
+    monkeypatch.delenv("BIRDNET_EDGE_MQTT_PASSWORD", raising=False)
+    b = broker_factory(users={"birdnet": "s3cret pass"}, tls=True)
+    assert b.tls is not None
+    password_file = tmp_path / "mqtt-password"
+    password_file.write_text("s3cret pass\n")
+    cfg = mqtt_cfg(
+        b,
+        protocol=protocol,
+        username="birdnet",
+        password_file=password_file,
+        tls=TLSConfig(enabled=True, ca_file=b.tls.ca),
+    )
+    login = {"username": "birdnet", "password": "s3cret pass"}
+    with (
+        subscriber(b, [TOPICS.detection], **login) as sub,
+        pipeline(cfg, tmp_path / "d.db") as p,
+    ):
+        p.detect(range(3))
+        sub.wait_for(lambda ms: len(ms) >= 3)
+        assert unique_ids(detections(sub)) == [event_id(i) for i in range(3)]
+        assert p.publisher.state == "connected"
+
+
+def test_wrong_password_is_a_clear_error_retried_slowly(
+    broker_factory: Callable[..., Broker],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    b = broker_factory(users={"birdnet": "right"})
+    monkeypatch.setenv("BIRDNET_EDGE_MQTT_PASSWORD", "WrongPassword123")
+    db = tmp_path / "d.db"
+    caplog.set_level(logging.DEBUG, logger="birdnet_edge")
+    with pipeline(mqtt_cfg(b, username="birdnet"), db, retry_refused=60) as p:
+        wait_until(lambda: p.publisher.state.startswith("refused"), what="refusal")
+        assert "authori" in p.publisher.state.lower()
+        # the rest keeps running: detections are logged to SQLite and wait in the outbox
+        p.detect(range(5))
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            assert conn.execute("SELECT count(*) FROM detections").fetchone()[0] == 5
+        assert outbox_rows(db) == 5
+        time.sleep(1.5)
+        assert p.publisher.state.startswith("refused")
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert "refused" in errors[0]
+    assert "mqtt.username" in errors[0]
+    assert b.log_text().count("not authorised") == 1  # no retry within 60 s
+    assert all("WrongPassword123" not in r.getMessage() for r in caplog.records)
+
+
+def test_untrusted_certificate_is_a_tls_error(
+    broker_factory: Callable[..., Broker], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    b = broker_factory(tls=True)
+    cfg = mqtt_cfg(b, tls=TLSConfig(enabled=True))  # the system CAs do not know the test CA
+    with pipeline(cfg, tmp_path / "d.db") as p:
+        wait_until(lambda: p.publisher.state.startswith("TLS error"), what="TLS failure")
+        assert "certificate" in p.publisher.state
+    assert any("mqtt.tls.ca_file" in r.getMessage() for r in caplog.records)
+
+
+def test_unreachable_broker_does_not_block_the_sinks(tmp_path: Path) -> None:
+    b = Broker(tmp_path / "never-started")  # a free port nobody listens on
+    db = tmp_path / "d.db"
+    with pipeline(mqtt_cfg(b), db) as p:
+        p.detect(range(10))  # the sinks take them although no broker answers
+        wait_until(lambda: p.publisher.state.startswith("unreachable"))
+        assert outbox_rows(db) == 10
+    assert outbox_rows(db) == 10  # kept for the next start
+
+
+def test_password_without_username_is_a_config_error(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BIRDNET_EDGE_MQTT_PASSWORD", "x")
+    with pytest.raises(ConfigError, match=r"mqtt\.username"):
+        MQTTPublisher(mqtt_cfg(broker), tmp_path / "d.db")
+
+
+# --- the daemon end to end --------------------------------------------------------------------
+
+
+def test_replayed_soundscape_arrives_in_order(
+    broker: Broker, tmp_path: Path, soundscape: Path, model_dir: Path
+) -> None:
+    service = (REPO / "birdnet_edge" / "service.py").read_text()
+    if "MQTTPublisher" not in service:
+        pytest.skip("`birdnet-edge run` does not publish to MQTT yet (service wiring pending)")
+    db = tmp_path / "detections.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            station: {{name: {STATION}}}
+            model: {{dir: {model_dir}}}
+            analysis: {{min_confidence: 0.3}}
+            database: {{path: {db}}}
+            mqtt: {{enabled: true, host: {broker.host}, port: {broker.port}}}
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with subscriber(broker, [TOPICS.detection]) as sub:
+        done = subprocess.run(
+            [sys.executable, "-m", "birdnet_edge", "run", "--input", str(soundscape), "--fast",
+             "--quiet", "--config", str(config)],
+            capture_output=True, text=True, timeout=600, env=env, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            stored = [r[0] for r in conn.execute("SELECT id FROM detections ORDER BY rowid")]
+        print(f"{len(stored)} detections from the soundscape")
+        assert len(stored) >= 5
+        sub.wait_for(lambda ms: len(ms) >= len(stored))
+    got = detections(sub)
+    assert sorted(unique_ids(got)) == sorted(stored)
+    assert len(unique_ids(got)) == len(got)  # no duplicates on a healthy connection
+    starts = [dt.datetime.fromisoformat(m["start"]) for m in got]
+    # In detection order. (Fails while the SQLite sink writes a batch's outbox rows in the order
+    # of each event's latest change rather than the order the events became detections.)
+    assert starts == sorted(starts)
+    assert all(set(m) == DETECTION_KEYS for m in got)
+    assert outbox_rows(db) == 0
+
+
+# --- unit tests: secrets and the outbox -------------------------------------------------------
+
+
+def test_password_sources_in_order(tmp_path: Path) -> None:
+    pw_file = tmp_path / "pw"
+    pw_file.write_text("from-file\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mqtt-password").write_text("from-credential")
+    env = {"BIRDNET_EDGE_MQTT_PASSWORD": "from-env", "CREDENTIALS_DIRECTORY": str(creds)}
+    with_file = MQTTConfig(password_file=pw_file)
+    secret = mqtt_password(with_file, env)
+    assert secret is not None
+    assert secret.value == "from-file"  # trailing newline dropped
+    secret = mqtt_password(MQTTConfig(), env)
+    assert secret is not None
+    assert secret.value == "from-env"
+    secret = mqtt_password(MQTTConfig(), {"CREDENTIALS_DIRECTORY": str(creds)})
+    assert secret is not None
+    assert secret.value == "from-credential"
+    assert mqtt_password(MQTTConfig(), {}) is None
+    assert mqtt_password(MQTTConfig(), {"CREDENTIALS_DIRECTORY": str(tmp_path)}) is None
+    # The unit's SetCredential=mqtt-password:\n fallback (no password file) means "none".
+    (creds / "mqtt-password").write_text("\n")
+    assert mqtt_password(MQTTConfig(), {"CREDENTIALS_DIRECTORY": str(creds)}) is None
+
+
+def test_secret_never_prints(tmp_path: Path) -> None:
+    secret = Secret("hunter2", "test")
+    assert "hunter2" not in repr(secret)
+    assert "hunter2" not in str(secret)
+    assert "hunter2" not in f"{secret}"
+    with pytest.raises(ConfigError, match=r"mqtt\.password_file: .* does not exist"):
+        mqtt_password(MQTTConfig(password_file=tmp_path / "missing"), {})
+
+
+def test_outbox_reads_in_order_and_deletes_only_what_is_acknowledged(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    outbox = Outbox(db)
+    assert outbox.pending() == []  # no file yet: nothing, and no file created
+    assert not db.exists()
+    conn = open_database(db)
+    conn.executemany(
+        "INSERT INTO outbox (event_id, payload, created_utc) VALUES (?, ?, ?)",
+        [(f"e{i}", f"p{i}", "2025-05-04T00:00:00.000Z") for i in range(5)],
+    )
+    rows = outbox.pending(limit=3)
+    assert [r.payload for r in rows] == ["p0", "p1", "p2"]
+    assert [r.payload for r in outbox.pending(after_seq=rows[-1].seq)] == ["p3", "p4"]
+    outbox.ack([rows[0].seq, rows[2].seq])
+    assert [r.payload for r in outbox.pending()] == ["p1", "p3", "p4"]
+    assert outbox.count() == 3
+    outbox.close()
+    conn.close()
+
+
+def test_outbox_without_the_table_is_empty(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    sqlite3.connect(db).close()
+    outbox = Outbox(db)
+    assert outbox.pending() == []
+    assert outbox.count() == 0
+    outbox.close()
+
+
+def test_payload_is_the_detection_message(broker: Broker, tmp_path: Path) -> None:
+    publisher = MQTTPublisher(mqtt_cfg(broker), tmp_path / "d.db")
+    message = json.loads(publisher.payload(make_event(7)))
+    assert message["id"] == event_id(7)
+    assert set(message) == DETECTION_KEYS
+    publisher.close()

@@ -1,0 +1,138 @@
+"""The daemon under a stand-in for systemd: readiness, watchdog, and SIGHUP reloads."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from birdnet_edge.config import AnalysisConfig, Config, DatabaseConfig, ModelConfig
+from birdnet_edge.notify import Notifier
+from birdnet_edge.service import Daemon, RunOptions
+from tests.test_notify import NotifyListener
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+
+def _messages(listener: NotifyListener, seconds: float) -> list[tuple[float, str]]:
+    """Every datagram received during ``seconds``, with its arrival time."""
+    got: list[tuple[float, str]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            got.append((time.monotonic(), listener.receive(timeout=left)))
+        except TimeoutError:
+            break
+    return got
+
+
+def test_ready_then_watchdog_and_silence_when_the_loop_hangs(
+    soundscape: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    listener = NotifyListener(str(tmp_path / "notify"))
+    notifier = Notifier(listener.address, watchdog_usec=2_000_000)  # ping every 1 s
+    cfg = Config(
+        model=ModelConfig(dir=model_dir),
+        analysis=AnalysisConfig(min_confidence=0.5),
+        database=DatabaseConfig(path=tmp_path / "detections.db"),
+    )
+    daemon = Daemon(cfg, RunOptions(input_file=soundscape, console=False), notifier)
+    hang = threading.Event()
+    release = threading.Event()
+    real_logits = daemon.detector.classifier.logits
+
+    def logits(windows: np.ndarray) -> np.ndarray:
+        if hang.is_set():
+            release.wait(30)  # a hung invoke()
+        return real_logits(windows)
+
+    daemon.detector.classifier.logits = logits  # type: ignore[method-assign]
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        first = _messages(listener, 8.0)
+        texts = [m for _, m in first]
+        ready = [i for i, m in enumerate(texts) if "READY=1" in m.splitlines()]
+        assert ready, texts
+        assert any("STATUS=listening" in m for m in texts)
+        pings = [i for i, m in enumerate(texts) if m == "WATCHDOG=1"]
+        assert len(pings) >= 4  # about one a second while windows are scored
+        assert daemon.listener.stats.windows >= 1
+        hang.set()  # the next invoke() hangs
+        # The next window is due within 3 s; its invoke() hangs, and 5 s later (the shortest
+        # staleness the daemon accepts) the heartbeat counts as stale.
+        time.sleep(9.0)
+        listener.pending()
+        stuck = _messages(listener, 6.0)
+        assert "WATCHDOG=1" not in [m for _, m in stuck]
+    finally:
+        release.set()
+        daemon.stop_event.set()
+        thread.join(15)
+        listener.close()
+    assert not thread.is_alive()
+
+
+def _config(path: Path, model_dir: Path, min_conf: float | str) -> None:
+    path.write_text(
+        f"model: {{dir: {model_dir}}}\n"
+        f"analysis: {{min_confidence: {min_conf}}}\n"
+        f"database: {{path: {path.parent / 'detections.db'}}}\n"
+    )
+
+
+def test_sighup_applies_a_new_threshold_and_rejects_a_broken_config(
+    soundscape: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    _config(config, model_dir, 0.99)  # nothing in the recording scores this high
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "birdnet_edge",
+            "run",
+            "-c",
+            str(config),
+            "--input",
+            str(soundscape),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out: list[str] = []
+    err: list[str] = []
+    for stream, lines in ((proc.stdout, out), (proc.stderr, err)):
+        threading.Thread(target=lambda s=stream, ln=lines: ln.extend(s), daemon=True).start()
+
+    def wait_for(lines: list[str], text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in lines):
+            assert time.monotonic() < deadline, f"{text!r} not seen:\n{''.join(err)}"
+            assert proc.poll() is None, "".join(err)
+            time.sleep(0.1)
+
+    try:
+        wait_for(err, "ready in", 60)
+        time.sleep(4.0)  # the first window (Black-capped Chickadee 0.81) is below 0.99
+        assert out == []
+        _config(config, model_dir, 0.3)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(err, "config reloaded", 10)
+        wait_for(out, "House Finch", 15)  # 9-12 s scores 0.64: reported under the new value
+        config.write_text("analysis: {min_confidence: lots}\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(err, "config reload rejected, keeping the running config", 10)
+        assert any("analysis.min_confidence: must be a number" in line for line in err)
+        wait_for(out, "Blue Jay", 20)  # 18-21 s scores 0.43: the old config (0.3) still runs
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
