@@ -161,6 +161,7 @@ def _add_daemon_parsers(sub: Any) -> None:
     _add_config(p)
     p.add_argument("--model-dir", type=Path, help="model directory")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--audio", type=Path, help="also time a whole analysis of this recording")
     p.set_defaults(handler=cmd_benchmark)
 
     p = sub.add_parser("check-config", help="validate a config file")
@@ -308,6 +309,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         [
             *(["--model-dir", str(model_dir)] if model_dir else []),
             *(["--json"] if args.json else []),
+            *(["--audio", str(args.audio)] if args.audio else []),
         ]
     )
 

@@ -75,7 +75,14 @@ def test_int8_scores_are_dequantized(runtime: str, batch: int) -> None:
     assert logits.dtype == np.float32
     assert logits.shape == (batch, NUM_CLASSES)
     expected = _expected(classifier.model, x)
-    np.testing.assert_array_equal(logits, expected)
+    if runtime == "litert":
+        np.testing.assert_array_equal(logits, expected)
+    else:
+        # tflite-runtime 2.14 requantizes with a fixed-point multiplier that rounds some
+        # values the other way: at most one output step apart, never a wrong scale or offset.
+        step = np.float32(classifier.model.output.scale)
+        assert np.max(np.abs(logits - expected)) <= step * 1.001
+        assert np.mean(logits == expected) > 0.5
     # Dequantized, not raw int8: values are multiples of the output scale, not integers.
     assert np.any(np.abs(logits - np.round(logits)) > 1e-3)
 
@@ -100,6 +107,8 @@ def test_summary_reports_int8() -> None:
 
 
 def test_script_rebuilds_the_committed_bytes(tmp_path: Path) -> None:
+    pytest.importorskip("flatbuffers", reason="the fixture script needs the test extras")
+    pytest.importorskip("ai_edge_litert", reason="the fixture script uses LiteRT's schema")
     assert _script().build() == MODEL.read_bytes()
     out = tmp_path / "again.tflite"
     proc = subprocess.run(

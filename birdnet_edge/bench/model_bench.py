@@ -23,7 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from birdnet_edge.model.files import AUDIO_MODEL, META_MODEL, WINDOW_SECONDS, ModelPaths
+from birdnet_edge.model.files import (
+    AUDIO_MODEL,
+    META_MODEL,
+    WINDOW_SAMPLES,
+    WINDOW_SECONDS,
+    ModelPaths,
+)
 from birdnet_edge.model.runtime import (
     FloatArray,
     TFLiteModel,
@@ -205,6 +211,22 @@ def recommendation(results: Sequence[Measurement]) -> str:
     )
 
 
+def analysis_throughput(audio: Path, model_dir: Path | None) -> tuple[float, float]:
+    """(seconds of audio, wall seconds) for scoring every window of ``audio`` as ``analyze``."""
+    from birdnet_edge.audio.decode import file_duration, iter_audio
+    from birdnet_edge.build import load_detector
+    from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
+    from birdnet_edge.detector import scan
+
+    cfg = Config(model=ModelConfig(dir=model_dir), analysis=AnalysisConfig(min_confidence=0.25))
+    detector = load_detector(cfg)
+    detector.classifier.logits(np.zeros((1, WINDOW_SAMPLES), dtype=np.float32))  # warm up
+    t0 = time.perf_counter()
+    for _ in scan(iter_audio(audio), detector):
+        pass
+    return file_duration(audio), time.perf_counter() - t0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, help="model directory (default: installed)")
@@ -213,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="batch-1 invokes per variant")
     parser.add_argument("--batch", type=int, default=8, help="batch size of the batched runs")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--audio", type=Path, help="also time a whole `analyze` of this file")
     args = parser.parse_args(argv)
     say: Say = (lambda _line: None) if args.json else print
     results = run_benchmark(
@@ -223,11 +246,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch=args.batch,
         say=say,
     )
+    throughput = analysis_throughput(args.audio, args.model_dir) if args.audio else None
+    if throughput is not None:
+        say(
+            f"analyze {args.audio.name}: {throughput[0]:.0f} s of audio in {throughput[1]:.2f} s "
+            f"= {throughput[0] / throughput[1]:.0f}x real time (decode, windows, model, scoring)"
+        )
     if args.json:
         json.dump(
             {
                 "results": [asdict(m) for m in results],
                 "recommendation": recommendation(results),
+                "analysis": None
+                if throughput is None
+                else {"audio_s": throughput[0], "wall_s": throughput[1]},
             },
             sys.stdout,
             indent=2,

@@ -35,12 +35,13 @@ from birdnet_edge.config import (
     ModelConfig,
     MQTTConfig,
 )
+from birdnet_edge.listener import MAX_BATCH
 from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import NUM_CLASSES, ModelPaths
 from birdnet_edge.model.runtime import FloatArray
 from birdnet_edge.service import Daemon, RunOptions
 
-BATCH = 16  # the listener's batch size when it is behind (as in a full-speed replay)
+BATCH = MAX_BATCH  # the listener's batch size when it is behind (as in a full-speed replay)
 
 
 def rss_mb() -> float:
