@@ -137,3 +137,23 @@ def test_missing_device_at_start_keeps_the_daemon_up(model_dir: Path, tmp_path: 
         assert len(errors) == 1  # one clear line, not one per retry
     finally:
         assert daemon.stop() == 0
+
+
+def test_devices_lists_inputs_and_marks_the_configured_one(
+    pulse: PulseServer, tmp_path: Path
+) -> None:
+    from tests.conftest import run_cli
+
+    config = tmp_path / "config.yaml"
+    config.write_text("audio: {device: puls}\n")  # a name substring
+    proc = run_cli(["devices", "-c", str(config)], env=pulse.env)
+    assert proc.returncode == 0, proc.stderr
+    marked = [line for line in proc.stdout.splitlines() if line.startswith("*")]
+    assert len(marked) == 1
+    assert " pulse " in marked[0]
+    assert "ch, " in marked[0]
+    assert " Hz)" in marked[0]
+    config.write_text("audio: {device: no-such-device}\n")
+    none = run_cli(["devices", "-c", str(config)], env=pulse.env)
+    assert none.returncode == 0
+    assert not [line for line in none.stdout.splitlines() if line.startswith("*")]
