@@ -25,10 +25,11 @@ from birdnet_edge.sinks import Sink
 _LOGGER = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.02
-#: Windows run together when the model is behind. Measured (LiteRT 2.1.6, FP32, 2 threads):
-#: per-window time is flat from batch 4 on, while each extra window in a batch keeps about
-#: 20 MB more of tensor arena resident for good; 4 catches up as fast as 16 at half the memory.
-MAX_BATCH = 4
+#: Windows run together when the model is behind. Measured (LiteRT 2.1.6, FP32, 2 threads,
+#: ms per window at batch 1/2/4/8/16: 41.6/35.2/33.7/34.4/33.3) while each extra window in a
+#: batch keeps about 22 MB more of tensor arena resident for good: 2 takes most of the gain
+#: and keeps the daemon within the model file + 120 MB.
+MAX_BATCH = 2
 REPORT_EVERY = 60.0
 
 

@@ -85,6 +85,8 @@ class Daemon:
         self.detector = load_detector(cfg)
         # The first invoke() packs the weights (hundreds of ms): pay it now, not on a bird.
         self.detector.classifier.logits(make_batch(1))
+        released = self.detector.classifier.model.release_file_pages()
+        _LOGGER.debug("released %.0f MB of model file pages", released / 1e6)
         self.db_path = cfg.database.path or default_db_path()
         self.mqtt = MQTTPublisher(cfg, self.db_path) if cfg.mqtt.enabled else None
         self.sqlite = SQLiteSink(
