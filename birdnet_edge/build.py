@@ -12,6 +12,7 @@ from birdnet_edge.filters import BoolArray, allowed_mask, excluded, week_of_year
 from birdnet_edge.model.birdnet import Classifier, RangeModel, load_labels
 from birdnet_edge.model.files import ModelPaths
 from birdnet_edge.model.labels import Label, read_species_list
+from birdnet_edge.model.probe import choose_runtime
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ def species_filter(
         week = cfg.filters.week
         if week == 0:
             week = week_of_year(today or dt.date.today())
-        meta = RangeModel(model_paths(cfg).meta, cfg.model.runtime, threads=1)
+        meta_path = model_paths(cfg).meta
+        meta = RangeModel(meta_path, choose_runtime(cfg.model.runtime, meta_path, threads=1), 1)
         found = meta.species(lat, lon, week, cfg.filters.range_threshold)
         _LOGGER.info(
             "range filter: %d species expected at %.2f, %.2f in week %d", len(found), lat, lon, week
@@ -53,7 +55,9 @@ def load_detector(cfg: Config) -> Detector:
     """Load the model and labels and build the filters the config asks for."""
     paths = model_paths(cfg)
     labels = load_labels(paths, cfg.model.locale)
-    classifier = Classifier(paths.audio, cfg.model.runtime, cfg.model.threads)
+    # A runtime that crashes natively on this machine is found in a child process first.
+    runtime = choose_runtime(cfg.model.runtime, paths.audio, threads=cfg.model.threads)
+    classifier = Classifier(paths.audio, runtime, cfg.model.threads)
     _LOGGER.info(
         "model %s on %s with %d threads",
         paths.audio.name,

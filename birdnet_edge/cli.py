@@ -267,13 +267,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_model_install(args: argparse.Namespace) -> int:
     from birdnet_edge.model.files import ModelPaths
     from birdnet_edge.model.install import install_from, install_locale, install_models
+    from birdnet_edge.model.probe import choose_runtime
 
     cfg = load_config(args.config)
     directory = ModelPaths.at(args.model_dir or cfg.model.dir).dir
     if args.source:
-        install_from(args.source, directory, runtime=cfg.model.runtime)
+        audio = install_from(args.source, directory, runtime=cfg.model.runtime)
     else:
         install_models(directory, force=args.force)
+        audio = ModelPaths.at(directory).audio
+    runtime = choose_runtime(cfg.model.runtime, audio, threads=cfg.model.threads)
+    print(f"runtime {runtime} loads {audio.name} on this machine")
     for locale in args.locale:
         install_locale(directory, locale)
     if args.optimize:
@@ -318,6 +322,7 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     from birdnet_edge.build import model_paths
     from birdnet_edge.model.files import META_MODEL
     from birdnet_edge.model.inspect import summarize
+    from birdnet_edge.model.probe import choose_runtime
     from birdnet_edge.model.runtime import available_runtimes
 
     cfg = _config_with(args)
@@ -335,7 +340,8 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     )
     for title, path in (("audio model (active)", paths.audio), ("range (meta) model", paths.meta)):
         print(f"\n{title}")
-        for line in summarize(path, cfg.model.runtime).lines():
+        runtime = choose_runtime(cfg.model.runtime, path, threads=cfg.model.threads)
+        for line in summarize(path, runtime).lines():
             print(f"  {line}")
     if others:
         print(f"\nother models installed: {', '.join(others)}")

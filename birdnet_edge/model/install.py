@@ -194,7 +194,9 @@ def install_from(source: Path, directory: Path, say: Say = print, runtime: str =
 
     if not source.is_file():
         raise ModelError(f"model file {source} does not exist: check the path")
-    model = TFLiteModel(source, runtime, threads=1)
+    from birdnet_edge.model.probe import choose_runtime
+
+    model = TFLiteModel(source, choose_runtime(runtime, source, threads=1), threads=1)
     model.check_shape(WINDOW_SAMPLES, NUM_CLASSES)
     if source.name in (AUDIO_MODEL, META_MODEL):
         raise ModelError(

@@ -903,6 +903,9 @@ def _check(
     threads: int,
 ) -> OptimizeResult:
     """Load both models, check shapes and equivalence; the verdict as an OptimizeResult."""
+    from birdnet_edge.model.probe import choose_runtime
+
+    runtime = choose_runtime(runtime, original, threads=threads)
     base = TFLiteModel(original, runtime, threads)
     try:
         new = TFLiteModel(candidate, runtime, threads)
