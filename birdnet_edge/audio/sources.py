@@ -54,7 +54,7 @@ class SampleClock:
 class SourceStats:
     """Counters a source keeps for the logs and the benchmark."""
 
-    overflows: int = 0  # PortAudio input overflow flags
+    overflows: int = 0  # PortAudio input overflow/underflow flags (audio lost before the ring)
     reopens: int = 0  # times the stream was (re)opened after a loss
 
 
@@ -219,7 +219,7 @@ class MicrophoneSource:
 
     # -- the audio callback: copies only -------------------------------------------------
     def _callback(self, indata: Any, frames: int, _time: Any, status: Any) -> None:
-        if status.input_overflow:
+        if status.input_overflow or status.input_underflow:
             self.stats.overflows += 1
         target = self._capture or self.ring
         if self.channel is not None:
