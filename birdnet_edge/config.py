@@ -8,6 +8,7 @@ names the key path (``analysis.overlap: must be between 0 and 2.9, got 3``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -291,9 +292,11 @@ def _convert(  # noqa: PLR0912 - one branch per supported type reads best
             raise ConfigError(f"{key}: must be a number, got {value!r}")
         if tp is int and not float(value).is_integer():
             raise ConfigError(f"{key}: must be a whole number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
         lo, hi = meta.get("min"), meta.get("max")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ConfigError(f"{key}: must be between {lo:g} and {hi:g}, got {value!r}")
+            raise ConfigError(f"{key}: {_limits(lo, hi)}, got {value!r}")
         return tp(value)
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -305,6 +308,12 @@ def _convert(  # noqa: PLR0912 - one branch per supported type reads best
         p = Path(os.path.expandvars(value)).expanduser()
         return base / p if base is not None and not p.is_absolute() else p
     raise TypeError(f"unsupported config type {tp!r} for {key}")  # a programming error
+
+
+def _limits(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f"must be between {lo:g} and {hi:g}"
+    return f"must be at least {lo:g}" if lo is not None else f"must be at most {hi:g}"
 
 
 def field_docs(cls: type[Any], prefix: str = "") -> dict[str, str]:

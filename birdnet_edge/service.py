@@ -28,6 +28,7 @@ from birdnet_edge.config import Config, load_config
 from birdnet_edge.detector import Detector, ScoredWindow
 from birdnet_edge.errors import BirdnetEdgeError
 from birdnet_edge.events import DetectionContext, EventChange, EventTracker
+from birdnet_edge.filters import week_of_year
 from birdnet_edge.listener import Listener
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
 from birdnet_edge.model.inspect import precision_of
@@ -39,9 +40,11 @@ from birdnet_edge.sinks.sqlite import SQLiteSink, default_db_path
 
 _LOGGER = logging.getLogger(__name__)
 
-STOP_TIMEOUT = 4.0  # seconds for the inference thread to finish its window
+STOP_BUDGET = 4.5  # seconds from SIGTERM to exit: the window in flight, then the sinks
+SINK_SHARE = 1.5  # of which kept for the sinks to write what is queued
 STATUS_EVERY = 10.0  # seconds between STATUS= lines to systemd
 MIC_GRACE = 20.0  # seconds to wait for the microphone before reporting READY=1 anyway
+WEEK_CHECK = 3600.0  # seconds between checks whether the range filter's week has changed
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,12 @@ class Daemon:
         self.options = options
         self.notifier = notifier or Notifier(None)
         self.stop_event = threading.Event()
-        self._reload = threading.Event()
+        self._stop_requested = False
+        self._reload_requested = False
+        # The file's own settings, to tell on reload what changed in it (the command line may
+        # override the model section, and those overrides stay).
+        self._file_cfg = load_config(options.config_path) if options.config_path else cfg
+        self._range_week = range_week(cfg)
         self._scores: list[tuple[int, np.ndarray]] = []
         self.notifier.status("loading the model")
         self.detector = load_detector(cfg)
@@ -146,13 +154,15 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_hup)
 
+    # The handlers only set flags: taking a lock (Event.set) inside a signal handler can
+    # deadlock the main thread if the signal lands while it holds that lock.
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if self.stop_event.is_set() and signum == signal.SIGINT:
+        if self._stop_requested and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.stop_event.set()
+        self._stop_requested = True
 
     def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
-        self._reload.set()
+        self._reload_requested = True
 
     # -- running --------------------------------------------------------------------------
     def run(self) -> int:
@@ -170,14 +180,10 @@ class Daemon:
             self.mqtt.start()
         thread = threading.Thread(target=inference, name="inference", daemon=True)
         thread.start()
-        self._supervise(thread)
-        self.notifier.stopping("stopping")
-        thread.join(STOP_TIMEOUT)
-        if thread.is_alive():
-            _LOGGER.warning("the inference thread did not stop within %.0f s", STOP_TIMEOUT)
-        # The SQLite sink goes first: its last commits feed the outbox the publisher drains.
-        for sink in self.sinks:
-            sink.close(timeout=2.0)
+        try:
+            self._supervise(thread)
+        finally:
+            self._shut_down(thread)
         self._write_scores()
         if failure:
             exc = failure[0]
@@ -190,6 +196,18 @@ class Daemon:
         )
         return 0
 
+    def _shut_down(self, thread: threading.Thread) -> None:
+        """Finish the window in flight, then let the sinks write what is queued, in budget."""
+        self.stop_event.set()
+        self.notifier.stopping("stopping")
+        deadline = time.monotonic() + STOP_BUDGET
+        thread.join(max(0.1, deadline - SINK_SHARE - time.monotonic()))
+        if thread.is_alive():
+            _LOGGER.warning("the inference thread did not finish its window in time")
+        # The SQLite sink goes first: its last commits feed the outbox the publisher drains.
+        for sink in self.sinks:
+            sink.close(timeout=max(0.2, deadline - time.monotonic()))
+
     def _supervise(self, thread: threading.Thread) -> None:
         """The main thread's loop: readiness, watchdog, status lines, reloads."""
         started = time.monotonic()
@@ -198,13 +216,20 @@ class Daemon:
         next_watchdog = 0.0
         interval = self.notifier.watchdog_interval()
         timeout = self.notifier.watchdog_timeout() or 10.0
-        while thread.is_alive() and not self.stop_event.wait(0.25):
+        next_week_check = started + WEEK_CHECK
+        while thread.is_alive() and not self.stop_event.is_set():
+            time.sleep(0.25)
+            if self._stop_requested:
+                break
             now = time.monotonic()
-            if self._reload.is_set():
-                self._reload.clear()
+            if self._reload_requested:
+                self._reload_requested = False
                 self.notifier.reloading("reloading the config")
                 self.reload()
                 self.notifier.ready(self.status_line())
+            if now >= next_week_check:
+                next_week_check = now + WEEK_CHECK
+                self._follow_the_week()
             # READY once audio flows; a microphone still missing after a grace period does not
             # hold the start job (and boot) hostage: the daemon is up and keeps retrying.
             if not ready and (self.source.running or now - started > MIC_GRACE):
@@ -231,32 +256,51 @@ class Daemon:
             parts.append(f"{self.sqlite.pending} detections waiting for the database")
         return "; ".join(parts)
 
+    def _follow_the_week(self) -> None:
+        """With ``filters.week: 0`` the range filter follows the calendar week by week."""
+        week = range_week(self.cfg)
+        if week is None or week == self._range_week:
+            return
+        try:
+            self.detector.thresholds = thresholds(self.cfg, self.detector.labels)
+        except Exception as exc:  # keep the old species list rather than stop listening
+            _LOGGER.error("cannot update the range filter for week %d: %s", week, exc)
+            return
+        self._range_week = week
+        _LOGGER.info("range filter updated for week %d", week)
+
     def reload(self) -> None:
-        """Apply a changed config file: thresholds, filters, location, overlap, events."""
+        """Apply a changed config file: thresholds, filters, location, overlap, events, MQTT."""
         path = self.options.config_path
         if path is None:
             _LOGGER.warning("SIGHUP ignored: the daemon was started without --config")
             return
         try:
-            new = load_config(path)
-            if new.model != self.cfg.model or new.audio != self.cfg.audio:
+            file_cfg = load_config(path)
+            if file_cfg.model != self._file_cfg.model or file_cfg.audio != self._file_cfg.audio:
                 _LOGGER.warning(
                     "model and audio settings change only on restart: systemctl restart "
                     "birdnet-edge"
                 )
+            new = dataclasses.replace(file_cfg, model=self.cfg.model, audio=self.cfg.audio)
             new_thresholds = thresholds(new, self.detector.labels)
-            if new.mqtt != self.cfg.mqtt or new.station != self.cfg.station:
+            if new.mqtt != self.cfg.mqtt or (new.mqtt.enabled and new.station != self.cfg.station):
                 self._replace_mqtt(new)  # builds the new publisher before touching the old
-        except BirdnetEdgeError as exc:
-            _LOGGER.error("config reload rejected, keeping the running config: %s", exc)
+        except Exception as exc:  # whatever is wrong with the new file, keep listening
+            detail = (
+                str(exc) if isinstance(exc, BirdnetEdgeError) else f"{type(exc).__name__}: {exc}"
+            )
+            _LOGGER.error("config reload rejected, keeping the running config: %s", detail)
             return
+        self._file_cfg = file_cfg
         self.detector.thresholds = new_thresholds
         self.tracker.set_context(detection_context(new, self.detector))
         self.tracker.gap = dt.timedelta(seconds=new.events.gap_seconds)
         self.tracker.max = dt.timedelta(seconds=new.events.max_seconds)
         if new.analysis.overlap != self.cfg.analysis.overlap:
             self.listener.set_overlap(new.analysis.overlap)
-        self.cfg = dataclasses.replace(new, model=self.cfg.model, audio=self.cfg.audio)
+        self.cfg = new
+        self._range_week = range_week(new)
         _LOGGER.info("config reloaded from %s", path)
 
     def _replace_mqtt(self, new: Config) -> None:
@@ -303,8 +347,17 @@ class _DayCounter:
         pass
 
 
+def range_week(cfg: Config) -> int | None:
+    """The calendar week the range filter follows, or None when it does not follow one."""
+    s, f = cfg.station, cfg.filters
+    if f.week != 0 or not f.range_filter or s.latitude is None or s.longitude is None:
+        return None
+    return week_of_year(dt.date.today())
+
+
 def run_daemon(cfg: Config, options: RunOptions) -> int:
     """Build and run the daemon in the foreground."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload during start-up must not kill it
     started = time.monotonic()
     daemon = Daemon(cfg, options, Notifier.from_env())
     _LOGGER.info(

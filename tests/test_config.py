@@ -55,6 +55,9 @@ mqtt: {protocol: 5}
         ("station: {latitude: 10}", "latitude and longitude must be given together"),
         ("filters: {exclude: Corvus corax}", "filters.exclude: must be a list"),
         ("audio: [1, 2]", "audio: must be a mapping"),
+        ("audio: {channel: -1}", "audio.channel: must be at least 0, got -1"),
+        ("database: {retention_days: -1}", "database.retention_days: must be at least 0"),
+        ("analysis: {overlap: .nan}", "analysis.overlap: must be a finite number"),
         ("analysis: {overlap: [}", "not valid YAML at line 1"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -136,3 +137,46 @@ def test_sighup_applies_a_new_threshold_and_rejects_a_broken_config(
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_reload_survives_any_broken_file_and_keeps_command_line_overrides(
+    soundscape: Path, model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from birdnet_edge.cli import _config_with, build_parser
+
+    caplog.set_level(logging.INFO)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database: {{path: {tmp_path / 'd.db'}}}\n")
+    # The model directory comes from the command line only, as `run --model-dir` gives it.
+    args = build_parser().parse_args(
+        ["run", "-c", str(config), "--model-dir", str(model_dir), "--input", str(soundscape)]
+    )
+    cfg = _config_with(args)
+    daemon = Daemon(cfg, RunOptions(config_path=config, input_file=soundscape, console=False))
+    try:
+        before = daemon.detector.thresholds
+        species = tmp_path / "species.txt"
+        species.write_bytes(
+            "Parus major_Kohlmeise\nSitta europaea_Kleiber \xe4\n".encode("latin-1")
+        )
+        config.write_text(
+            f"database: {{path: {tmp_path / 'd.db'}}}\nfilters: {{species_list: {species}}}\n"
+        )
+        daemon.reload()  # not UTF-8: rejected, not a crash
+        assert daemon.detector.thresholds is before
+        assert "config reload rejected, keeping the running config" in caplog.text
+        assert "is not UTF-8 text: save it as UTF-8" in caplog.text
+        # A valid change with a location needs the range model: found through --model-dir.
+        config.write_text(
+            f"database: {{path: {tmp_path / 'd.db'}}}\n"
+            "station: {latitude: 42.5, longitude: -76.45}\nanalysis: {min_confidence: 0.4}\n"
+        )
+        caplog.clear()
+        daemon.reload()
+        assert "config reloaded" in caplog.text, caplog.text
+        assert "change only on restart" not in caplog.text
+        assert daemon.detector.thresholds.min_confidence == 0.4
+        assert daemon.detector.thresholds.allowed is not None  # the range filter is on
+        assert daemon.cfg.model.dir == model_dir
+    finally:
+        daemon.sqlite.close()

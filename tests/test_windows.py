@@ -91,3 +91,15 @@ def test_ring_wraps_around() -> None:
 def test_hop_rejects_bad_overlap(overlap: float) -> None:
     with pytest.raises(ValueError, match="overlap"):
         hop_samples(overlap)
+
+
+def test_a_read_overlapping_a_write_in_progress_is_torn() -> None:
+    ring = RingBuffer(10)
+    ring.write(np.arange(10, dtype=np.float32))
+    out = np.zeros(4, dtype=np.float32)
+    assert ring.read(2, out)
+    # The producer has begun a write of samples 10..13 (over slots of samples 0..3) but has
+    # not advanced `written` yet: a copy of samples 2..5 made now may hold new data.
+    ring._writing_end = 14
+    assert not ring.read(2, out)
+    assert ring.read(4, out)  # samples 4..7 are not touched by that write

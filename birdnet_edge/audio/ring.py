@@ -22,6 +22,9 @@ class RingBuffer:
         self._data = np.zeros(self.capacity, dtype=np.float32)
         #: Samples written since the start (only the producer changes it, after copying).
         self.written = 0
+        #: Where the write in progress ends: set before copying, so a reader can tell that
+        #: its span was being overwritten while it copied.
+        self._writing_end = 0
         #: The oldest sample the consumer still needs (only the consumer changes it); a
         #: producer that must not lose audio (a file replay) waits while writing would pass it.
         self.needed = 0
@@ -29,6 +32,7 @@ class RingBuffer:
     def write(self, samples: FloatArray) -> None:
         """Append samples (1-D float32); old samples are overwritten when full."""
         n = len(samples)
+        self._writing_end = self.written + n
         if n > self.capacity:
             samples = samples[n - self.capacity :]
             self.written += n - self.capacity
@@ -64,5 +68,6 @@ class RingBuffer:
             out[:first] = self._data[pos : pos + first]
             if first < n:
                 out[first:n] = self._data[: n - first]
-        # The producer may have lapped us while copying: then the copy is torn.
-        return start >= self.oldest()
+        # The producer may have lapped us while copying, or be writing over the span right
+        # now (it advances `written` only after copying): then the copy is torn.
+        return start >= max(self.written, self._writing_end) - self.capacity

@@ -181,6 +181,8 @@ class MicrophoneSource:
 
     BLOCK_SECONDS = 0.1
     MAX_BACKOFF = 30.0
+    CLOCK_CHECK = 60.0  # seconds between drift checks of the sample clock
+    CLOCK_TOLERANCE = 0.5  # seconds of drift (more than block jitter) before re-anchoring
 
     def __init__(
         self,
@@ -209,6 +211,9 @@ class MicrophoneSource:
         self._backoff = 1.0
         self._gap_at: int | None = None
         self._failing = False
+        self._latency = 0.0
+        self._anchored_overflows = 0
+        self._next_clock_check = 0.0
 
     @property
     def running(self) -> bool:
@@ -241,6 +246,7 @@ class MicrophoneSource:
             return False
         if self._resampler is not None:
             self._resample()
+        self._keep_clock(now)
         last = self._last_callback or self._opened_at
         if now - last > self.stall_seconds or not self._stream.active:
             _LOGGER.error(
@@ -255,6 +261,22 @@ class MicrophoneSource:
     def gap(self) -> int | None:
         gap, self._gap_at = self._gap_at, None
         return gap
+
+    def _keep_clock(self, now: float) -> None:
+        """Re-anchor the sample clock after lost audio, and against sound-card clock drift.
+
+        Samples lost in an overflow would otherwise shift every later timestamp, and a USB
+        microphone's clock differs from the system's by tens of ppm (seconds a day).
+        """
+        overflowed = self.stats.overflows != self._anchored_overflows
+        if not overflowed and now < self._next_clock_check:
+            return
+        self._next_clock_check = now + self.CLOCK_CHECK
+        self._anchored_overflows = self.stats.overflows
+        sample = self.ring.written
+        actual = time.time() - self._latency
+        if overflowed or abs(self.clock.time_of(sample) - actual) > self.CLOCK_TOLERANCE:
+            self.clock.anchor(sample, actual)
 
     def _resample(self) -> None:
         assert self._capture is not None
@@ -271,12 +293,13 @@ class MicrophoneSource:
 
     def _try_open(self) -> None:
         sd = _sounddevice()
-        if self.stats.reopens or self._failing:
-            # PortAudio lists devices once per initialisation: refresh it to see a device that
-            # was plugged in (or came back) since.
-            sd._terminate()
-            sd._initialize()
+        stream = None
         try:
+            if self.stats.reopens or self._failing:
+                # PortAudio lists devices once per initialisation: refresh it to see a device
+                # that was plugged in (or came back) since.
+                sd._terminate()
+                sd._initialize()
             index = find_input_device(self.device)
             info = sd.query_devices(index, "input")
             available = int(info["max_input_channels"])
@@ -295,6 +318,8 @@ class MicrophoneSource:
             self._last_callback = 0.0
             stream.start()
         except (AudioError, sd.PortAudioError, ValueError) as exc:
+            if stream is not None:
+                stream.close(ignore_errors=True)
             if not self._failing:
                 _LOGGER.error(
                     "%s; retrying in the background (plug in the microphone or set "
@@ -308,7 +333,9 @@ class MicrophoneSource:
         self._stream = stream
         self._opened_at = time.monotonic()
         # Sample numbers continue across reopenings; the clock and the windows restart here.
-        self.clock.anchor(self.ring.written, time.time() - float(stream.latency))
+        self._latency = float(stream.latency)
+        self.clock.anchor(self.ring.written, time.time() - self._latency)
+        self._next_clock_check = time.monotonic() + self.CLOCK_CHECK
         self._gap_at = self.ring.written
         self.stats.reopens += 1
         self._backoff = 1.0

@@ -60,6 +60,8 @@ def read_species_list(path: Path, labels: Sequence[Label]) -> frozenset[int]:
         raise BirdnetEdgeError(
             f"cannot read species list {path}: {exc.strerror or exc}: check the path"
         ) from None
+    except UnicodeDecodeError:
+        raise BirdnetEdgeError(f"species list {path} is not UTF-8 text: save it as UTF-8") from None
     return species_indices(labels, lines, source=str(path))
 
 
