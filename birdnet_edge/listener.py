@@ -103,6 +103,12 @@ class Listener:
                 else:
                     stop.wait(POLL_SECONDS)
                 self._report_losses()
+            if stop.is_set():
+                # Stopping: score the complete windows already captured (one batch at most,
+                # so the stop stays quick) before the events close.
+                self.source.stop()
+                if spans := self.windower.take(self.batch):
+                    self._process(spans)
         finally:
             self.source.stop()
             self._emit(self.tracker.close_all())
