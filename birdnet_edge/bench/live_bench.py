@@ -21,16 +21,9 @@ import threading
 import time
 from pathlib import Path
 
+from birdnet_edge.bench import rss_mb
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.service import Daemon, RunOptions
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def measure(
@@ -54,7 +47,7 @@ def measure(
         "audio_s": round(wall, 1),
         "windows": daemon.listener.stats.windows,
         "cpu_percent_of_one_core": round(100 * cpu / wall, 1),
-        "rss_mb": round(_rss_mb(), 1),
+        "rss_mb": round(rss_mb(), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "latency_median_ms": round(1000 * statistics.median(lat), 1) if lat else float("nan"),
         "latency_p95_ms": round(1000 * lat[int(0.95 * (len(lat) - 1))], 1) if lat else float("nan"),

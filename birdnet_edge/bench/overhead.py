@@ -28,6 +28,7 @@ import numpy as np
 from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.windows import Windower, make_batch
+from birdnet_edge.bench import rss_mb
 from birdnet_edge.config import (
     AnalysisConfig,
     Config,
@@ -42,14 +43,6 @@ from birdnet_edge.model.runtime import FloatArray
 from birdnet_edge.service import Daemon, RunOptions
 
 BATCH = MAX_BATCH  # the listener's batch size when it is behind (as in a full-speed replay)
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 @contextmanager
