@@ -7,10 +7,12 @@ directory). Tests that need either skip with the reason when it is absent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,22 @@ def model_dir() -> Path:
             "(or set BIRDNET_EDGE_MODEL_DIR)"
         )
     return path
+
+
+@contextlib.contextmanager
+def local_time_zone(zone: str) -> Iterator[None]:
+    """Make ``zone`` this process's local time zone (``TZ``) for the duration."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
 
 
 def run_cli(

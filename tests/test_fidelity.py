@@ -10,6 +10,7 @@ import csv
 import io
 import os
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -26,18 +27,15 @@ def _expected(table: Path) -> list[tuple[float, float, str, str]]:
     ]
 
 
-def _analyze(soundscape: Path, model_dir: Path, *args: str) -> list[tuple[float, float, str, str]]:
-    proc = run_cli(
-        [
-            "analyze",
-            str(soundscape),
-            "--model-dir",
-            str(model_dir),
-            "--runtime",
-            RUNTIME,
-            *args,
-        ]
+def _run_analyze(soundscape: Path, model_dir: Path, *args: str) -> CompletedProcess[str]:
+    """``birdnet-edge analyze SOUNDSCAPE`` with this run's model directory and runtime."""
+    return run_cli(
+        ["analyze", str(soundscape), "--model-dir", str(model_dir), "--runtime", RUNTIME, *args]
     )
+
+
+def _analyze(soundscape: Path, model_dir: Path, *args: str) -> list[tuple[float, float, str, str]]:
+    proc = _run_analyze(soundscape, model_dir, *args)
     assert proc.returncode == 0, proc.stderr
     rows = csv.DictReader(io.StringIO(proc.stdout))
     return [
@@ -86,23 +84,17 @@ def test_raven_output_has_the_same_rows(
     soundscape: Path, data_dir: Path, model_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out.txt"
-    proc = run_cli(
-        [
-            "analyze",
-            str(soundscape),
-            "--model-dir",
-            str(model_dir),
-            "--runtime",
-            RUNTIME,
-            "--species-list",
-            str(data_dir / "bna-2.4-expected" / "species_list.txt"),
-            "--min-conf",
-            "0.5",
-            "--format",
-            "raven",
-            "--output",
-            str(out),
-        ]
+    proc = _run_analyze(
+        soundscape,
+        model_dir,
+        "--species-list",
+        str(data_dir / "bna-2.4-expected" / "species_list.txt"),
+        "--min-conf",
+        "0.5",
+        "--format",
+        "raven",
+        "--output",
+        str(out),
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import local_time_zone
 from tests.test_store_review import run_log
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -91,15 +92,8 @@ def replayed(
 @pytest.fixture
 def berlin() -> Iterator[None]:
     """The station's time zone for this process too (naive --since/--until are local)."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = ZONE
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+    with local_time_zone(ZONE):
+        yield
 
 
 def test_every_console_event_is_in_the_log(replayed: tuple[Path, list[str]]) -> None:

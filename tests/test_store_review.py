@@ -9,7 +9,6 @@ import dataclasses
 import datetime as dt
 import io
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -24,7 +23,7 @@ from birdnet_edge.events import EventChange
 from birdnet_edge.model.labels import Label
 from birdnet_edge.sinks.sqlite import SQLiteSink
 from birdnet_edge.timeparse import parse_when
-from tests.conftest import run_cli
+from tests.conftest import local_time_zone, run_cli
 from tests.test_sqlite_sink import make_event
 
 UTC = dt.timezone.utc
@@ -54,15 +53,8 @@ SCENE = [
 @pytest.fixture(scope="module")
 def new_york() -> Iterator[None]:
     """The station's (and the test process's) local time zone."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "America/New_York"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
+    with local_time_zone("America/New_York"):
+        yield
 
 
 @pytest.fixture(scope="module")
