@@ -6,12 +6,13 @@ into it as aarch64 wheels by the host's pip, and the real commands run under
 ``qemu-aarch64-static`` (no binfmt needed), once per Raspberry Pi CPU (Cortex-A53, A72, A76):
 
     python -m birdnet_edge model info --model-dir M
-    python -m birdnet_edge analyze EXCERPT --model-dir M --min-conf 0.1 --runtime R
+    python -m birdnet_edge analyze EXCERPT --model-dir M --min-conf 0.1 --runtime R --variant V
 
-EXCERPT is the first 9 s of the shared soundscape. Each CSV must equal the x86-64 one from the
-same command with the same requirements on this machine: identical rows, confidences equal to
-4 decimals. Claimed variants must pass (exit 1 otherwise); informational ones show known
-failures and never fail the run.
+with ``--variant original`` and, when ``model install`` derived and accepted it here, again with
+``--variant optimized`` (the daemon's default). EXCERPT is the first 9 s of the shared
+soundscape. Each CSV must equal the x86-64 one from the same command with the same requirements
+on this machine: identical rows, confidences equal to 4 decimals. Claimed variants must pass
+(exit 1 otherwise); informational ones show known failures and never fail the run.
 
 Userlands and wheels are cached in ``$BIRDNET_EDGE_CI_CACHE`` (default
 ``~/.cache/birdnet-edge-ci``); from nothing, the script installs qemu-user-static and debootstrap
@@ -346,11 +347,18 @@ class Outcome:
     python: str = "-"
     runtime: str = "-"
     info: str = "-"
-    analyze: str = "-"
-    rows: int = 0
-    compare: str = "-"
+    results: list[tuple[str, str]] = field(default_factory=list)  # per model: analyze, compare
+    rows: list[int] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def analyze(self) -> str:
+        return next((a for a, _ in self.results if a != "ok"), "ok" if self.results else "-")
+
+    @property
+    def compare(self) -> str:
+        return next((c for _, c in self.results if c != "identical"), "identical")
 
     @property
     def passed(self) -> bool:
@@ -406,7 +414,7 @@ def print_table(outcomes: Sequence[Outcome]) -> None:
         "installed",
         "model info",
         "analyze",
-        "rows",
+        "rows (per model)",
         "vs x86-64",
         "time",
         "result",
@@ -420,7 +428,7 @@ def print_table(outcomes: Sequence[Outcome]) -> None:
             o.runtime,
             o.info,
             o.analyze,
-            str(o.rows),
+            "+".join(map(str, o.rows)) or "0",
             o.compare if len(o.compare) < 40 else o.compare[:37] + "...",
             f"{o.seconds:.0f} s",
             ("PASS" if o.passed else "FAIL")
@@ -462,25 +470,31 @@ class Check:
             XDG_DATA_HOME=str(work / "data"),
             XDG_STATE_HOME=str(work / "state"),
         )
+        # The FP32 models `analyze` runs: the original, and the optimised variant (what the
+        # daemon uses by default) when `model install` derived and accepted it on this machine.
+        from birdnet_edge.model.variants import optimized_problem
+
+        self.models = ["original"] + ([] if optimized_problem(model_dir) else ["optimized"])
+        say(f"models checked: {', '.join(self.models)}")
         self.lands: dict[str, Userland] = {}
         self.references: dict[tuple[str, ...], list[list[str]]] = {}
 
-    def analyze_args(self, runtime: str) -> list[str]:
-        model = ["--model-dir", str(self.model_dir)]
-        return ["analyze", str(self.clip), *model, "--min-conf", "0.1", "--runtime", runtime]
+    def analyze_args(self, runtime: str, model: str) -> list[str]:
+        where = ["--model-dir", str(self.model_dir), "--variant", model]
+        return ["analyze", str(self.clip), *where, "--min-conf", "0.1", "--runtime", runtime]
 
-    def reference(self, v: Variant) -> list[list[str]]:
+    def reference(self, v: Variant, model: str) -> list[list[str]]:
         """The x86-64 CSV: same command, same requirements, this machine's Python."""
-        key = (v.runtime, *v.requirements)
+        key = (model, v.runtime, *v.requirements)
         if key not in self.references:
             deps = site(self.cache, [*self.base, *v.requirements], None)
             out = self.work / f"x86_64-{len(self.references)}.csv"
             env = {**self.env, "PYTHONPATH": f"{self.project}{os.pathsep}{deps}"}
-            cmd = [sys.executable, "-m", "birdnet_edge", *self.analyze_args(v.runtime)]
+            cmd = [sys.executable, "-m", "birdnet_edge", *self.analyze_args(v.runtime, model)]
             run([*cmd, "-o", str(out)], env=env, cwd=self.work)
             self.references[key] = read_csv(out)
             rows = self.references[key]
-            say(f"x86-64 reference for {v.name}: {len(rows) - 1} rows")
+            say(f"x86-64 reference for {v.name}, {model} model: {len(rows) - 1} rows")
             for row in rows:
                 print(f"    {','.join(row)}", flush=True)
         return self.references[key]
@@ -528,7 +542,6 @@ class Check:
         }
         versions["numpy"] = installed_version(deps, "numpy")
         outcome.runtime = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
-        want = self.reference(v)
         env = {**self.env, "PYTHONPATH": f"{self.project}{os.pathsep}{deps}", "QEMU_CPU": cpu}
 
         say(f"{v.name} on {cpu}: model info")
@@ -539,22 +552,24 @@ class Check:
             outcome.info = describe_exit(info.returncode) if info.returncode else "bad output"
             outcome.notes.append(last_error(info.stderr or info.stdout))
 
-        say(f"{v.name} on {cpu}: analyze --runtime {v.runtime}")
-        out = self.work / f"{v.name}-{cpu}.csv"
-        proc = self.emulated(python, [*self.analyze_args(v.runtime), "-o", str(out)], env)
-        outcome.notes += [  # the runtime probe's one-line fallback message, if any
-            line.split("birdnet_edge.model.probe:", 1)[1].strip()
-            for line in proc.stderr.splitlines()
-            if "birdnet_edge.model.probe:" in line
-        ]
-        if proc.returncode == 0 and out.is_file():
-            outcome.analyze = "ok"
-            got = read_csv(out)
-            outcome.rows = len(got) - 1
-            outcome.compare = compare(got, want)
-        else:
-            outcome.analyze = describe_exit(proc.returncode)
-            outcome.notes.append(last_error(proc.stderr))
+        for model in self.models:
+            want = self.reference(v, model)
+            say(f"{v.name} on {cpu}: analyze --runtime {v.runtime} --variant {model}")
+            out = self.work / f"{v.name}-{cpu}-{model}.csv"
+            args = [*self.analyze_args(v.runtime, model), "-o", str(out)]
+            proc = self.emulated(python, args, env)
+            outcome.notes += [  # the runtime probe's one-line fallback message, if any
+                line.split("birdnet_edge.model.probe:", 1)[1].strip()
+                for line in proc.stderr.splitlines()
+                if "birdnet_edge.model.probe:" in line
+            ]
+            if proc.returncode == 0 and out.is_file():
+                got = read_csv(out)
+                outcome.rows.append(len(got) - 1)
+                outcome.results.append(("ok", compare(got, want)))
+            else:
+                outcome.results.append((describe_exit(proc.returncode), "-"))
+                outcome.notes.append(f"{model} model: {last_error(proc.stderr)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

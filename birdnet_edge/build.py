@@ -13,12 +13,14 @@ from birdnet_edge.model.birdnet import Classifier, RangeModel, load_labels
 from birdnet_edge.model.files import ModelPaths
 from birdnet_edge.model.labels import Label, read_species_list
 from birdnet_edge.model.probe import choose_runtime
+from birdnet_edge.model.variants import active_model
 
 _LOGGER = logging.getLogger(__name__)
 
 
 def model_paths(cfg: Config) -> ModelPaths:
-    return ModelPaths.at(cfg.model.dir, cfg.model.file)
+    """The files the config selects (the audio model by ``model.file`` or ``model.variant``)."""
+    return active_model(cfg.model).paths
 
 
 def species_filter(
@@ -53,15 +55,17 @@ def thresholds(cfg: Config, labels: Sequence[Label]) -> Thresholds:
 
 def load_detector(cfg: Config) -> Detector:
     """Load the model and labels and build the filters the config asks for."""
-    paths = model_paths(cfg)
+    active = active_model(cfg.model)
+    paths = active.paths
     labels = load_labels(paths, cfg.model.locale)
     # A runtime that crashes natively on this machine is found in a child process first.
     runtime = choose_runtime(cfg.model.runtime, paths.audio, threads=cfg.model.threads)
     classifier = Classifier(paths.audio, runtime, cfg.model.threads)
     _LOGGER.info(
-        "model %s on %s with %d threads",
+        "model %s on %s with %d threads (%s)",
         paths.audio.name,
         classifier.runtime,
         classifier.model.threads,
+        active.why,
     )
     return Detector(classifier, labels, thresholds(cfg, labels))

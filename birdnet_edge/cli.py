@@ -15,7 +15,7 @@ from typing import Any
 
 from birdnet_edge import __version__
 from birdnet_edge.config import Config, load_config
-from birdnet_edge.errors import BirdnetEdgeError
+from birdnet_edge.errors import BirdnetEdgeError, ModelError
 from birdnet_edge.logs import setup_logging
 
 _LOGGER = logging.getLogger("birdnet_edge")
@@ -105,8 +105,10 @@ def _add_model_parser(sub: Any) -> None:
     m.add_argument("--force", action="store_true", help="download again even if valid")
     m.add_argument(
         "--optimize",
-        action="store_true",
-        help="also derive the exact, faster FP32 variant (see `model optimize`)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also derive the exact, faster FP32 variant, used once its check accepts it "
+        "(see `model optimize`; default on, not with --from)",
     )
     m.set_defaults(handler=cmd_model_install)
     m = msub.add_parser("info", help="describe the installed models")
@@ -181,6 +183,11 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", type=Path, help="model directory")
     p.add_argument("--model-file", help="audio model file name in the model directory")
+    p.add_argument(
+        "--variant",
+        choices=("auto", "original", "optimized"),
+        help="FP32 model variant (auto: the optimised one once accepted)",
+    )
     p.add_argument("--runtime", choices=("auto", "litert", "tflite-runtime"))
     p.add_argument("--threads", type=int, help="interpreter threads (0 = one per core)")
 
@@ -198,6 +205,7 @@ def _config_with(args: argparse.Namespace) -> Config:
         cfg.model,
         dir=getattr(args, "model_dir", None),
         file=getattr(args, "model_file", None),
+        variant=getattr(args, "variant", None),
         runtime=getattr(args, "runtime", None),
         threads=getattr(args, "threads", None),
         locale=getattr(args, "locale", None)
@@ -280,11 +288,23 @@ def cmd_model_install(args: argparse.Namespace) -> int:
     print(f"runtime {runtime} loads {audio.name} on this machine")
     for locale in args.locale:
         install_locale(directory, locale)
-    if args.optimize:
-        from birdnet_edge.model.optimize import optimize_model
-
-        optimize_model(directory, cfg.model.runtime, say=print)
+    if args.optimize and not args.source:
+        _install_optimized(directory, cfg.model.runtime, force=args.force)
     return 0
+
+
+def _install_optimized(directory: Path, runtime: str, *, force: bool) -> None:
+    """Derive the optimised variant unless an accepted one is already there."""
+    from birdnet_edge.model.optimize import optimize_model
+    from birdnet_edge.model.variants import OPTIMIZED_MODEL, optimized_problem
+
+    if not force and optimized_problem(directory) is None:
+        print(f"{OPTIMIZED_MODEL} already derived and accepted")
+        return
+    try:
+        optimize_model(directory, runtime, say=print)
+    except ModelError as exc:  # e.g. no flatbuffer schema with tflite-runtime: not fatal
+        print(f"optimised variant not made, the original stays in use: {exc}")
 
 
 def cmd_model_optimize(args: argparse.Namespace) -> int:
@@ -319,14 +339,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
-    from birdnet_edge.build import model_paths
     from birdnet_edge.model.files import META_MODEL
     from birdnet_edge.model.inspect import summarize
     from birdnet_edge.model.probe import choose_runtime
     from birdnet_edge.model.runtime import available_runtimes
+    from birdnet_edge.model.variants import active_model, read_report
 
     cfg = _config_with(args)
-    paths = model_paths(cfg)
+    active = active_model(cfg.model)
+    paths = active.paths
     print(f"model directory: {paths.dir}")
     print(f"runtimes installed: {', '.join(available_runtimes()) or 'none'}")
     others = (
@@ -338,23 +359,30 @@ def cmd_model_info(args: argparse.Namespace) -> int:
         if paths.dir.is_dir()
         else []
     )
-    for title, path in (("audio model (active)", paths.audio), ("range (meta) model", paths.meta)):
+    for title, path in (
+        (f"audio model (active: {active.why})", paths.audio),
+        ("range (meta) model", paths.meta),
+    ):
         print(f"\n{title}")
         runtime = choose_runtime(cfg.model.runtime, path, threads=cfg.model.threads)
         for line in summarize(path, runtime).lines():
             print(f"  {line}")
     if others:
         print(f"\nother models installed: {', '.join(others)}")
-    from birdnet_edge.model.optimize import read_report
-
     report = read_report(paths.dir)
     if report is not None:
-        active = (
-            "active"
-            if paths.audio_name.endswith(".optimized.tflite")
-            else ("not active: set model.file to use it")
-        )
-        print(f"optimised variant ({active}): {report.get('reason', '')}")
+        print("\noptimised variant's equivalence check against the original:")
+        for key in ("generated", "real"):
+            check = report.get(key)
+            if isinstance(check, dict):
+                where = "generated signals" if key == "generated" else report.get("real_audio")
+                print(
+                    f"  {where}: {check.get('windows')} windows, "
+                    f"max |Δlogit| {float(check.get('max_delta_logit', 0)):.1e}, "
+                    f"max |Δp| {float(check.get('max_delta_p', 0)):.1e}, "
+                    f"top-1 {check.get('top1_agree')}/{check.get('windows')}"
+                )
+        print(f"  verdict: {report.get('reason', '')}")
     locales = sorted(p.stem.rsplit("_Labels_", 1)[1] for p in paths.dir.glob("*_Labels_*.txt"))
     print(f"\nlabels: {paths.labels}" + (f" (+ locales: {', '.join(locales)})" if locales else ""))
     return 0

@@ -21,6 +21,7 @@ import yaml
 from birdnet_edge.errors import ConfigError
 
 Runtime = Literal["auto", "litert", "tflite-runtime"]
+Variant = Literal["auto", "original", "optimized"]
 
 T = TypeVar("T")
 
@@ -47,7 +48,12 @@ class ModelConfig:
     file: str | None = _f(
         None,
         "Audio model file name inside `dir`, e.g. an FP16 or INT8 model installed "
-        "with `model install --from`; default the V2.4 FP32 model.",
+        "with `model install --from`; set, it overrides `variant`.",
+    )
+    variant: Variant = _f(
+        "auto",
+        "FP32 model variant: auto (the optimised one when `model optimize` has derived and "
+        "accepted it, else the original), original or optimized.",
     )
     runtime: Runtime = _f("auto", "TFLite runtime: auto, litert or tflite-runtime.")
     threads: int = _f(0, "Interpreter threads; 0 = one per CPU core.", lo=0, hi=64)

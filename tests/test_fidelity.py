@@ -1,7 +1,8 @@
 """``analyze`` reproduces BirdNET-Analyzer 2.4's results on the reference soundscape, row for row.
 
 Runs the real CLI in a subprocess with the runtime named by ``BIRDNET_EDGE_RUNTIME`` (default
-auto), so CI runs this file once per installed runtime.
+auto), so CI runs this file once per installed runtime; and once per FP32 variant, the original
+and the optimised one (issue 8: it must match at 4 decimals too).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
+from birdnet_edge.model.variants import optimized_problem
 from tests.conftest import run_cli
 
 RUNTIME = os.environ.get("BIRDNET_EDGE_RUNTIME", "auto")
@@ -27,15 +29,38 @@ def _expected(table: Path) -> list[tuple[float, float, str, str]]:
     ]
 
 
-def _run_analyze(soundscape: Path, model_dir: Path, *args: str) -> CompletedProcess[str]:
+@pytest.fixture(params=["original", "optimized"])
+def variant(request: pytest.FixtureRequest, model_dir: Path) -> str:
+    """Each FP32 variant: the original, and the optimised one where it was derived."""
+    problem = optimized_problem(model_dir)
+    if request.param == "optimized" and problem is not None:
+        pytest.skip(f"optimised variant not usable in {model_dir}: {problem}")
+    return str(request.param)
+
+
+def _run_analyze(
+    soundscape: Path, model_dir: Path, *args: str, variant: str = "original"
+) -> CompletedProcess[str]:
     """``birdnet-edge analyze SOUNDSCAPE`` with this run's model directory and runtime."""
     return run_cli(
-        ["analyze", str(soundscape), "--model-dir", str(model_dir), "--runtime", RUNTIME, *args]
+        [
+            "analyze",
+            str(soundscape),
+            "--model-dir",
+            str(model_dir),
+            "--runtime",
+            RUNTIME,
+            "--variant",
+            variant,
+            *args,
+        ]
     )
 
 
-def _analyze(soundscape: Path, model_dir: Path, *args: str) -> list[tuple[float, float, str, str]]:
-    proc = _run_analyze(soundscape, model_dir, *args)
+def _analyze(
+    soundscape: Path, model_dir: Path, *args: str, variant: str
+) -> list[tuple[float, float, str, str]]:
+    proc = _run_analyze(soundscape, model_dir, *args, variant=variant)
     assert proc.returncode == 0, proc.stderr
     rows = csv.DictReader(io.StringIO(proc.stdout))
     return [
@@ -68,20 +93,21 @@ def _analyze(soundscape: Path, model_dir: Path, *args: str) -> list[tuple[float,
     ],
 )
 def test_matches_birdnet_analyzer(
-    case: str, args: list[str], soundscape: Path, data_dir: Path, model_dir: Path
+    case: str, args: list[str], soundscape: Path, data_dir: Path, model_dir: Path, variant: str
 ) -> None:
+    """Every row and every 4-decimal confidence, with the original and the optimised variant."""
     expected_dir = data_dir / "bna-2.4-expected"
     if case == "case3" and not (model_dir / "BirdNET_GLOBAL_6K_V2.4_Labels_de.txt").is_file():
         pytest.skip("German labels not installed: birdnet-edge model install --locale de")
     args = [a.replace("{data}", str(expected_dir)) for a in args]
-    got = _analyze(soundscape, model_dir, *args)
+    got = _analyze(soundscape, model_dir, *args, variant=variant)
     want = _expected(expected_dir / f"{case}.table.txt")
     assert got == want
 
 
 @pytest.mark.model
 def test_raven_output_has_the_same_rows(
-    soundscape: Path, data_dir: Path, model_dir: Path, tmp_path: Path
+    soundscape: Path, data_dir: Path, model_dir: Path, tmp_path: Path, variant: str
 ) -> None:
     out = tmp_path / "out.txt"
     proc = _run_analyze(
@@ -95,6 +121,7 @@ def test_raven_output_has_the_same_rows(
         "raven",
         "--output",
         str(out),
+        variant=variant,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""

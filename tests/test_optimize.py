@@ -8,10 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from birdnet_edge.config import ModelConfig
 from birdnet_edge.model import optimize, probe
 from birdnet_edge.model.files import AUDIO_MODEL, NUM_CLASSES, WINDOW_SAMPLES
 from birdnet_edge.model.inspect import summarize
+from birdnet_edge.model.install import sha256_of
 from birdnet_edge.model.runtime import TFLiteModel, available_runtimes
+from birdnet_edge.model.variants import (
+    OPTIMIZED_MODEL,
+    OPTIMIZED_REPORT,
+    active_model,
+    read_report,
+)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -20,7 +28,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def rewritten(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     data, framings = optimize.rewrite(model_dir / AUDIO_MODEL)
     assert [(f.length, f.hop, f.frames) for f in framings] == [(2048, 278, 511), (1024, 280, 511)]
-    path = tmp_path_factory.mktemp("optimized") / optimize.OPTIMIZED_MODEL
+    path = tmp_path_factory.mktemp("optimized") / OPTIMIZED_MODEL
     path.write_bytes(data)
     return path
 
@@ -108,14 +116,14 @@ def test_optimize_model_rejects_and_removes_a_broken_variant(
         return _scaled_kernel(data, 0.98), framings
 
     monkeypatch.setattr(optimize, "rewrite", broken_rewrite)
-    stale = model_copy / optimize.OPTIMIZED_MODEL
+    stale = model_copy / OPTIMIZED_MODEL
     stale.write_bytes(b"an older variant")
     said: list[str] = []
     result = optimize.optimize_model(model_copy, say=said.append)
     assert not result.accepted
     assert result.path is None
     assert not stale.exists()
-    assert not (model_copy / optimize.OPTIMIZED_REPORT).exists()
+    assert not (model_copy / OPTIMIZED_REPORT).exists()
     left = sorted(p.name for p in model_copy.iterdir() if p.name != probe.CACHE_FILE)
     assert left == [AUDIO_MODEL]  # no temp file left
     assert "rejected" in said[-1]
@@ -126,7 +134,7 @@ def test_optimize_model_accepts_the_exact_variant(model_copy: Path, soundscape: 
     said: list[str] = []
     result = optimize.optimize_model(model_copy, real_audio=soundscape, say=said.append)
     assert result.accepted, result.lines()
-    assert result.path == model_copy / optimize.OPTIMIZED_MODEL
+    assert result.path == model_copy / OPTIMIZED_MODEL
     assert result.path.is_file()
     assert result.generated is not None
     assert result.real is not None
@@ -135,14 +143,18 @@ def test_optimize_model_accepts_the_exact_variant(model_copy: Path, soundscape: 
         assert equivalence.max_delta_p <= optimize.MAX_DELTA_P
         assert all(c.lost == c.added == 0 for c in equivalence.checks)
     assert {c.threshold for c in result.real.checks} == {0.25, 0.7}
-    report = optimize.read_report(model_copy)
+    report = read_report(model_copy)
     assert report is not None
     assert report["accepted"] is True
     assert report["real"]["max_delta_p"] == result.real.max_delta_p
-    assert json.loads((model_copy / optimize.OPTIMIZED_REPORT).read_text())["path"] == str(
-        result.path
-    )
+    assert json.loads((model_copy / OPTIMIZED_REPORT).read_text())["path"] == str(result.path)
     assert any("accepted" in line for line in said)
+    assert report["sha256"] == sha256_of(result.path)
+    assert report["original_sha256"] == sha256_of(model_copy / AUDIO_MODEL)
+    # `model.variant: auto` now runs the variant, and says why.
+    active = active_model(ModelConfig(dir=model_copy))
+    assert active.paths.audio == result.path
+    assert "accepted" in active.why
 
 
 def test_a_model_without_the_fft_front_end_is_not_rewritten(tmp_path: Path) -> None:
@@ -152,7 +164,7 @@ def test_a_model_without_the_fft_front_end_is_not_rewritten(tmp_path: Path) -> N
     assert not result.accepted
     assert "graph not recognised" in result.reason
     assert "RFFT2D" in result.reason
-    assert not (tmp_path / optimize.OPTIMIZED_MODEL).exists()
+    assert not (tmp_path / OPTIMIZED_MODEL).exists()
 
 
 def test_max_overlap_keeps_the_headroom() -> None:
@@ -171,7 +183,7 @@ def test_benchmark_measures_variants_side_by_side(
 
     fixture = (FIXTURES / "int8_tiny.tflite").read_bytes()
     (tmp_path / AUDIO_MODEL).write_bytes(fixture)
-    (tmp_path / optimize.OPTIMIZED_MODEL).write_bytes(fixture)
+    (tmp_path / OPTIMIZED_MODEL).write_bytes(fixture)
     (tmp_path / "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite").write_bytes(fixture)
     variants = variant_files(tmp_path)
     assert [name for name, _ in variants] == ["original", "optimized"]  # meta model left out

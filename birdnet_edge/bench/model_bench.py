@@ -36,10 +36,10 @@ from birdnet_edge.model.runtime import (
     available_runtimes,
     default_threads,
 )
+from birdnet_edge.model.variants import OPTIMIZED_MODEL
 
 HEADROOM = 0.30  # keep 30 % of the time budget free
 MAX_OVERLAP = 2.9  # the configuration's upper limit
-OPTIMIZED_NAME = AUDIO_MODEL.removesuffix(".tflite") + ".optimized.tflite"
 
 Say = Callable[[str], None]
 
@@ -66,10 +66,10 @@ class Measurement:
 def variant_files(model_dir: Path) -> list[tuple[str, Path]]:
     """(name, path) of every audio model in ``model_dir``: original, optimised, then others."""
     found: list[tuple[str, Path]] = []
-    for name, file in (("original", AUDIO_MODEL), ("optimized", OPTIMIZED_NAME)):
+    for name, file in (("original", AUDIO_MODEL), ("optimized", OPTIMIZED_MODEL)):
         if (model_dir / file).is_file():
             found.append((name, model_dir / file))
-    known = {AUDIO_MODEL, OPTIMIZED_NAME, META_MODEL}
+    known = {AUDIO_MODEL, OPTIMIZED_MODEL, META_MODEL}
     for path in sorted(model_dir.glob("*.tflite")):
         if path.name not in known and "MData" not in path.name:
             found.append((path.stem, path))

@@ -89,6 +89,7 @@ def bare_invoke_cpu(audio: Path, model: Path, threads: int, repeat: int) -> tupl
 def daemon_cpu(  # noqa: PLR0917 - a benchmark's knobs
     audio: Path,
     model_dir: Path | None,
+    model_file: str | None,
     threads: int,
     repeat: int,
     port: int | None,
@@ -102,7 +103,7 @@ def daemon_cpu(  # noqa: PLR0917 - a benchmark's knobs
     what remains is the pipeline's own cost.
     """
     cfg = Config(
-        model=ModelConfig(dir=model_dir, threads=threads),
+        model=ModelConfig(dir=model_dir, file=model_file, threads=threads),
         analysis=AnalysisConfig(min_confidence=0.25),
         database=DatabaseConfig(path=db),
         mqtt=MQTTConfig(enabled=port is not None, host="127.0.0.1", port=port or 1883),
@@ -130,6 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audio", type=Path, default=Path("../shared/data/soundscape.flac"))
     parser.add_argument("--model-dir", type=Path)
+    parser.add_argument("--model-file", help="audio model file name in the model directory")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=5, help="plays of the file per run")
     parser.add_argument(
@@ -139,13 +141,15 @@ def main() -> None:
         help="instead: replay this many hours of audio and report RSS",
     )
     args = parser.parse_args()
-    model = ModelPaths.at(args.model_dir).audio
+    model = ModelPaths.at(args.model_dir, args.model_file).audio
     with tempfile.TemporaryDirectory() as tmp, local_broker() as port:
         db = Path(tmp) / "detections.db"
         if args.soak_hours > 0:
             plays = max(1, round(args.soak_hours * 3600 / 120))
             t0 = time.monotonic()
-            _, windows, rss = daemon_cpu(args.audio, args.model_dir, args.threads, plays, port, db)
+            _, windows, rss = daemon_cpu(
+                args.audio, args.model_dir, args.model_file, args.threads, plays, port, db
+            )
             size = model.stat().st_size / 1e6
             print(
                 f"soak: {windows} windows ({windows * 3 / 3600:.1f} h of audio) in "
@@ -158,11 +162,12 @@ def main() -> None:
             return
         bare, n_bare = bare_invoke_cpu(args.audio, model, args.threads, args.repeat)
         full, n_full, _ = daemon_cpu(
-            args.audio, args.model_dir, args.threads, args.repeat, port, db
+            args.audio, args.model_dir, args.model_file, args.threads, args.repeat, port, db
         )
         bare_pipe, n_pipe, _ = daemon_cpu(
             args.audio,
             args.model_dir,
+            args.model_file,
             args.threads,
             args.repeat,
             port,

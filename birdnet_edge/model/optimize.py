@@ -36,17 +36,14 @@ import numpy.typing as npt
 
 from birdnet_edge.errors import ModelError
 from birdnet_edge.model.files import AUDIO_MODEL, NUM_CLASSES, SAMPLE_RATE, WINDOW_SAMPLES
+from birdnet_edge.model.install import sha256_of
 from birdnet_edge.model.runtime import RUNTIME_MODULES, FloatArray, TFLiteModel, resolve_runtime
 from birdnet_edge.model.scoring import confidences
+from birdnet_edge.model.variants import OPTIMIZED_MODEL, OPTIMIZED_REPORT
 
 _LOGGER = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
-
-#: The optimised variant of the FP32 audio model, written next to it.
-OPTIMIZED_MODEL = AUDIO_MODEL.removesuffix(".tflite") + ".optimized.tflite"
-#: The equivalence report of the variant (JSON), for ``model info``.
-OPTIMIZED_REPORT = AUDIO_MODEL.removesuffix(".tflite") + ".optimized.json"
 
 MAX_DELTA_P = 1e-4
 REFERENCE_THRESHOLD = 0.25
@@ -819,21 +816,6 @@ class OptimizeResult:
         return data
 
 
-def optimized_path(model_dir: Path) -> Path:
-    return model_dir / OPTIMIZED_MODEL
-
-
-def read_report(model_dir: Path) -> dict[str, Any] | None:
-    """The stored equivalence report of the optimised variant, if it is installed."""
-    report = model_dir / OPTIMIZED_REPORT
-    if not optimized_path(model_dir).is_file() or not report.is_file():
-        return None
-    try:
-        return typing.cast(dict[str, Any], json.loads(report.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return None
-
-
 def optimize_model(
     model_dir: Path,
     runtime: str = "auto",
@@ -846,7 +828,7 @@ def optimize_model(
 ) -> OptimizeResult:
     """Write the optimised variant next to the FP32 model, keep it only if it is equivalent."""
     original = model_dir / AUDIO_MODEL
-    target = optimized_path(model_dir)
+    target = model_dir / OPTIMIZED_MODEL
     report = model_dir / OPTIMIZED_REPORT
     if not original.is_file():
         raise ModelError(f"model file {original} is missing: run `birdnet-edge model install`")
@@ -876,7 +858,12 @@ def optimize_model(
         if result.accepted:
             tmp.replace(target)
             result = OptimizeResult(**{**vars(result), "path": target})
-            report.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+            stored = {
+                **result.to_json(),
+                "sha256": sha256_of(target),
+                "original_sha256": sha256_of(original),
+            }
+            report.write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
     finally:
         tmp.unlink(missing_ok=True)
     for line in result.lines():

@@ -1,0 +1,87 @@
+"""Which FP32 audio model is active: the original, or the optimised variant once accepted.
+
+``model optimize`` writes the variant and, only when the equivalence check accepts it, a JSON
+report beside it holding the check's figures and both files' sha256. The variant is used
+(``model.variant: auto``) only while that report says accepted, was made from the pinned
+original, and still matches the variant file byte for byte; anything else falls back to the
+original, and ``model info`` says why.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from birdnet_edge.config import ModelConfig
+from birdnet_edge.errors import ModelError
+from birdnet_edge.model.files import AUDIO_MODEL, PINNED_SHA256, ModelPaths
+from birdnet_edge.model.install import sha256_of
+
+#: The optimised variant of the FP32 audio model, written next to it.
+OPTIMIZED_MODEL = AUDIO_MODEL.removesuffix(".tflite") + ".optimized.tflite"
+#: The equivalence report of the variant (JSON), written only when the check accepts it.
+OPTIMIZED_REPORT = AUDIO_MODEL.removesuffix(".tflite") + ".optimized.json"
+
+_RUN_OPTIMIZE = "run `birdnet-edge model optimize`"
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """The audio model a config selects, and why."""
+
+    paths: ModelPaths
+    why: str
+
+    @property
+    def optimized(self) -> bool:
+        return self.paths.audio_name == OPTIMIZED_MODEL
+
+
+def read_report(model_dir: Path) -> dict[str, Any] | None:
+    """The stored equivalence report of the optimised variant, if both files are there."""
+    report = model_dir / OPTIMIZED_REPORT
+    if not (model_dir / OPTIMIZED_MODEL).is_file() or not report.is_file():
+        return None
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return typing.cast(dict[str, Any], data) if isinstance(data, dict) else None
+
+
+def optimized_problem(model_dir: Path) -> str | None:
+    """Why the optimised variant in ``model_dir`` cannot be used, or None when it can."""
+    if not (model_dir / OPTIMIZED_MODEL).is_file():
+        return f"no optimised variant is installed ({_RUN_OPTIMIZE} for a faster, exact one)"
+    report = read_report(model_dir)
+    if report is None or not report.get("accepted"):
+        return f"the optimised variant has no accepted equivalence report ({_RUN_OPTIMIZE})"
+    if report.get("original_sha256") != PINNED_SHA256[AUDIO_MODEL]:
+        return f"the optimised variant was not derived from the pinned V2.4 model ({_RUN_OPTIMIZE})"
+    if report.get("sha256") != sha256_of(model_dir / OPTIMIZED_MODEL):
+        return f"the optimised variant changed since it was checked ({_RUN_OPTIMIZE})"
+    return None
+
+
+def active_model(model: ModelConfig) -> ActiveModel:
+    """The audio model ``model`` selects: ``file`` if set, else by ``variant``."""
+    paths = ModelPaths.at(model.dir)
+    if model.file is not None:
+        return ActiveModel(ModelPaths.at(paths.dir, model.file), "model.file is set")
+    if model.variant == "original":
+        return ActiveModel(paths, "model.variant is original")
+    problem = optimized_problem(paths.dir)
+    if problem is None:
+        report = read_report(paths.dir) or {}
+        checked = report.get("generated") or {}
+        return ActiveModel(
+            ModelPaths.at(paths.dir, OPTIMIZED_MODEL),
+            "optimised variant, accepted by its equivalence check "
+            f"(max |Δp| {float(checked.get('max_delta_p', 0.0)):.1e} on generated signals)",
+        )
+    if model.variant == "optimized":
+        raise ModelError(f"model.variant is optimized, but {problem}")
+    return ActiveModel(paths, f"original: {problem}")

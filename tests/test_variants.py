@@ -1,0 +1,94 @@
+"""Which audio model a config selects: ``model.file``, or the optimised variant only when its
+equivalence report accepts it, was made from the pinned original and still matches the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from birdnet_edge.config import ModelConfig
+from birdnet_edge.errors import ModelError
+from birdnet_edge.model.files import AUDIO_MODEL, PINNED_SHA256
+from birdnet_edge.model.install import sha256_of
+from birdnet_edge.model.variants import OPTIMIZED_MODEL, OPTIMIZED_REPORT, active_model
+
+
+def _derived(directory: Path, **report: object) -> Path:
+    """A stand-in variant file with an accepted report (fields overridable)."""
+    variant = directory / OPTIMIZED_MODEL
+    variant.write_bytes(b"stand-in for the rewritten model")
+    stored = {
+        "accepted": True,
+        "reason": "equivalent",
+        "generated": {"max_delta_p": 7.9e-5},
+        "sha256": sha256_of(variant),
+        "original_sha256": PINNED_SHA256[AUDIO_MODEL],
+        **report,
+    }
+    (directory / OPTIMIZED_REPORT).write_text(json.dumps(stored), encoding="utf-8")
+    return variant
+
+
+def test_auto_takes_the_accepted_variant(tmp_path: Path) -> None:
+    variant = _derived(tmp_path)
+    active = active_model(ModelConfig(dir=tmp_path))
+    assert active.paths.audio == variant
+    assert active.optimized
+    assert "accepted" in active.why
+    assert "7.9e-05" in active.why
+
+
+def test_auto_without_a_variant_takes_the_original_and_says_how_to_get_one(tmp_path: Path) -> None:
+    active = active_model(ModelConfig(dir=tmp_path))
+    assert active.paths.audio == tmp_path / AUDIO_MODEL
+    assert not active.optimized
+    assert "no optimised variant" in active.why
+    assert "birdnet-edge model optimize" in active.why
+
+
+@pytest.mark.parametrize(
+    ("report", "why"),
+    [
+        ({"accepted": False}, "no accepted equivalence report"),
+        ({"original_sha256": "0" * 64}, "not derived from the pinned V2.4 model"),
+        ({"sha256": "0" * 64}, "changed since it was checked"),
+    ],
+)
+def test_a_variant_that_cannot_be_trusted_is_not_used(
+    tmp_path: Path, report: dict[str, object], why: str
+) -> None:
+    _derived(tmp_path, **report)
+    active = active_model(ModelConfig(dir=tmp_path))
+    assert active.paths.audio == tmp_path / AUDIO_MODEL
+    assert why in active.why
+
+
+def test_a_variant_file_changed_after_its_check_is_not_used(tmp_path: Path) -> None:
+    variant = _derived(tmp_path)
+    variant.write_bytes(variant.read_bytes()[:-1] + b"!")
+    active = active_model(ModelConfig(dir=tmp_path))
+    assert not active.optimized
+    assert "changed since it was checked" in active.why
+
+
+def test_an_unreadable_report_is_not_trusted(tmp_path: Path) -> None:
+    _derived(tmp_path)
+    (tmp_path / OPTIMIZED_REPORT).write_text("{not json", encoding="utf-8")
+    assert not active_model(ModelConfig(dir=tmp_path)).optimized
+
+
+def test_variant_original_and_model_file_win_over_an_accepted_variant(tmp_path: Path) -> None:
+    _derived(tmp_path)
+    original = active_model(ModelConfig(dir=tmp_path, variant="original"))
+    assert original.paths.audio == tmp_path / AUDIO_MODEL
+    assert original.why == "model.variant is original"
+    chosen = active_model(ModelConfig(dir=tmp_path, file="int8.tflite", variant="optimized"))
+    assert chosen.paths.audio == tmp_path / "int8.tflite"
+    assert chosen.why == "model.file is set"
+
+
+def test_variant_optimized_without_one_is_an_error_naming_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"model.variant is optimized, but .*model optimize"):
+        active_model(ModelConfig(dir=tmp_path, variant="optimized"))
