@@ -6,14 +6,19 @@
 The daemon run is the whole thing at full replay speed: decoding, ring buffer, windows,
 scoring, filters, events, the SQLite log and, when ``mosquitto`` is installed, MQTT to a local
 broker. The bare run calls the model on exactly the same windows in the same batch size. Both
-count process CPU time (all threads), so the ratio is what the pipeline adds.
+count process CPU time (all threads), so the ratio is what the pipeline adds; the runs are
+interleaved over ``--rounds`` and their medians compared, because a shared machine's speed
+drifts more than the pipeline costs. A third run replaces the model by constant logits and
+reads each daemon thread's CPU time from ``/proc``: the pipeline's own cost, part by part.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import socket
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -21,6 +26,7 @@ import time
 import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +46,7 @@ from birdnet_edge.listener import MAX_BATCH
 from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import NUM_CLASSES, ModelPaths
 from birdnet_edge.model.runtime import FloatArray
+from birdnet_edge.model.variants import active_model
 from birdnet_edge.service import Daemon, RunOptions
 
 BATCH = MAX_BATCH  # the listener's batch size when it is behind (as in a full-speed replay)
@@ -86,7 +93,30 @@ def bare_invoke_cpu(audio: Path, model: Path, threads: int, repeat: int) -> tupl
     return time.process_time() - cpu, sum(len(b) for b in batches) * repeat
 
 
-def daemon_cpu(  # noqa: PLR0917 - a benchmark's knobs
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each of this process's threads, by native id (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread has just ended
+            continue
+        found[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+@dataclass
+class DaemonRun:
+    """One full-speed replay: process CPU, windows, RSS samples and CPU per daemon thread."""
+
+    cpu: float = 0.0
+    windows: int = 0
+    rss: list[float] = field(default_factory=list)
+    threads: dict[str, float] = field(default_factory=dict)
+
+
+def daemon_run(  # noqa: PLR0917 - a benchmark's knobs
     audio: Path,
     model_dir: Path | None,
     model_file: str | None,
@@ -96,11 +126,15 @@ def daemon_cpu(  # noqa: PLR0917 - a benchmark's knobs
     db: Path,
     *,
     without_model: bool = False,
-) -> tuple[float, int, list[float]]:
-    """CPU seconds for the whole daemon replaying ``audio`` ``repeat`` times at full speed.
+    poll: float = 0.02,
+) -> DaemonRun:
+    """The whole daemon replaying ``audio`` ``repeat`` times at full speed.
 
     ``without_model`` replaces ``invoke()`` by constant logits (one detection per window), so
-    what remains is the pipeline's own cost.
+    what remains is the pipeline's own cost. Each daemon thread's CPU time is read from
+    ``/proc`` every ``poll`` seconds (the last moments of a thread that ends are not seen);
+    threads the daemon did not name (the model's worker threads) are summed as ``other``. The
+    polling's own CPU time is left out of ``cpu``.
     """
     cfg = Config(
         model=ModelConfig(dir=model_dir, file=model_file, threads=threads),
@@ -117,23 +151,70 @@ def daemon_cpu(  # noqa: PLR0917 - a benchmark's knobs
             return typing.cast(FloatArray, logits[: len(windows)].copy())
 
         daemon.detector.classifier.logits = constant  # type: ignore[method-assign]
-    samples: list[float] = []
-    thread = threading.Thread(target=daemon.run)
+    run = DaemonRun()
+    mine = {threading.get_native_id()}
+    before = {tid: cpu for tid, cpu in thread_cpu().items() if tid not in mine}
+    last: dict[int, float] = {}
+    names: dict[int, str] = {}
+    thread = threading.Thread(target=daemon.run, name="daemon")
     cpu = time.process_time()
+    polling = time.thread_time()
     thread.start()
+    next_rss = 0.0
     while thread.is_alive():
-        samples.append(rss_mb())
-        thread.join(5.0)
-    return time.process_time() - cpu, daemon.listener.stats.windows, samples
+        if time.monotonic() >= next_rss:
+            run.rss.append(rss_mb())
+            next_rss = time.monotonic() + 5.0
+        names.update({t.native_id: t.name for t in threading.enumerate() if t.native_id})
+        last.update(thread_cpu())
+        thread.join(poll)
+    bench = time.thread_time() - polling  # this loop's own cost, not the daemon's
+    run.cpu = time.process_time() - cpu - bench
+    run.windows = daemon.listener.stats.windows
+    for tid, seconds in last.items():
+        if tid in mine:
+            continue
+        name = names.get(tid, "other")
+        run.threads[name] = run.threads.get(name, 0.0) + seconds - before.get(tid, 0.0)
+    return run
+
+
+def _soak(args: argparse.Namespace, port: int | None, db: Path, model: Path) -> None:
+    plays = max(1, round(args.soak_hours * 3600 / 120))
+    t0 = time.monotonic()
+    run = daemon_run(args.audio, args.model_dir, args.model_file, args.threads, plays, port, db)
+    size = model.stat().st_size / 1e6
+    print(
+        f"soak: {run.windows} windows ({run.windows * 3 / 3600:.1f} h of audio) with "
+        f"{model.name} in {time.monotonic() - t0:.0f} s, MQTT {'on' if port else 'off'}"
+    )
+    rss = run.rss
+    print(
+        f"RSS: start {rss[1] if len(rss) > 1 else rss[0]:.0f} MB, end {rss[-1]:.0f} MB, "
+        f"max {max(rss):.0f} MB (model file {size:.0f} MB; budget {size + 120:.0f} MB)"
+    )
+
+
+#: What each daemon thread does, for the breakdown.
+ROLES = {
+    "replay": "replay: decoding {suffix}, ring buffer writes",
+    "inference": "inference loop: windows, scoring, filters, events",
+    "sqlite-writer": "SQLite writer",
+    "mqtt": "MQTT publisher",
+    "daemon": "main loop: signals, heartbeat, status",
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audio", type=Path, default=Path("../shared/data/soundscape.flac"))
     parser.add_argument("--model-dir", type=Path)
-    parser.add_argument("--model-file", help="audio model file name in the model directory")
+    parser.add_argument(
+        "--model-file", help="audio model file name in the model directory (default: active)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=5, help="plays of the file per run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the runs")
     parser.add_argument(
         "--soak-hours",
         type=float,
@@ -141,69 +222,82 @@ def main() -> None:
         help="instead: replay this many hours of audio and report RSS",
     )
     args = parser.parse_args()
-    model = ModelPaths.at(args.model_dir, args.model_file).audio
+    model = (
+        ModelPaths.at(args.model_dir, args.model_file)
+        if args.model_file
+        else active_model(ModelConfig(dir=args.model_dir)).paths
+    ).audio
+    args.model_file = model.name
     with tempfile.TemporaryDirectory() as tmp, local_broker() as port:
         db = Path(tmp) / "detections.db"
         if args.soak_hours > 0:
-            plays = max(1, round(args.soak_hours * 3600 / 120))
-            t0 = time.monotonic()
-            _, windows, rss = daemon_cpu(
-                args.audio, args.model_dir, args.model_file, args.threads, plays, port, db
-            )
-            size = model.stat().st_size / 1e6
-            print(
-                f"soak: {windows} windows ({windows * 3 / 3600:.1f} h of audio) in "
-                f"{time.monotonic() - t0:.0f} s, MQTT {'on' if port else 'off'}"
-            )
-            print(
-                f"RSS: start {rss[1] if len(rss) > 1 else rss[0]:.0f} MB, end {rss[-1]:.0f} MB, "
-                f"max {max(rss):.0f} MB (model file {size:.0f} MB; budget {size + 120:.0f} MB)"
-            )
+            _soak(args, port, db, model)
             return
-        bare, n_bare = bare_invoke_cpu(args.audio, model, args.threads, args.repeat)
-        full, n_full, _ = daemon_cpu(
-            args.audio, args.model_dir, args.model_file, args.threads, args.repeat, port, db
-        )
-        bare_pipe, n_pipe, _ = daemon_cpu(
-            args.audio,
-            args.model_dir,
-            args.model_file,
-            args.threads,
-            args.repeat,
-            port,
-            Path(tmp) / "pipeline-only.db",
-            without_model=True,
-        )
+        knobs = (args.audio, args.model_dir, args.model_file, args.threads, args.repeat, port)
+        bare: list[float] = []
+        full: list[DaemonRun] = []
+        pipe: list[DaemonRun] = []
+        for i in range(args.rounds):  # interleaved, so a slow spell of the machine hits all
+            cpu, windows = bare_invoke_cpu(args.audio, model, args.threads, args.repeat)
+            bare.append(cpu / windows)
+            full.append(daemon_run(*knobs, Path(tmp) / f"full-{i}.db"))
+            pipe.append(daemon_run(*knobs, Path(tmp) / f"pipe-{i}.db", without_model=True))
+    _report(args, model, port, bare, full, pipe)
+
+
+def _report(  # noqa: PLR0917 - the runs to report
+    args: argparse.Namespace,
+    model: Path,
+    port: int | None,
+    bare: list[float],
+    full: list[DaemonRun],
+    pipe: list[DaemonRun],
+) -> None:
+    invoke = statistics.median(bare)
+    whole = statistics.median(r.cpu / r.windows for r in full)
+    alone = statistics.median(r.cpu / r.windows for r in pipe)
     print(
-        f"{args.repeat} plays of {args.audio.name}, {args.threads} thread(s), batch {BATCH}, "
-        f"MQTT {'to a local broker' if port else 'off (mosquitto not installed)'}"
+        f"{args.rounds} rounds of {args.repeat} plays of {args.audio.name} "
+        f"({full[0].windows} windows), {model.name}, {args.threads} thread(s), batch {BATCH}, "
+        f"MQTT {'to a local broker' if port else 'off (mosquitto not installed)'}; "
+        "CPU time per window, medians of the rounds:"
+    )
+    print(f"bare invoke():  {1000 * invoke:6.2f} ms   (rounds: {_ms(bare)})")
+    print(
+        f"whole daemon:   {1000 * whole:6.2f} ms = {100 * whole / invoke - 100:+.1f} % over bare "
+        f"invoke()   (rounds: {_ms([r.cpu / r.windows for r in full])})"
     )
     print(
-        f"bare invoke(): {bare:.2f} s CPU for {n_bare} windows "
-        f"({1000 * bare / n_bare:.1f} ms/window)"
+        f"pipeline alone: {1000 * alone:6.2f} ms = {100 * alone / invoke:.1f} % of invoke() "
+        "(model replaced by constant logits, 1 event per window); by thread:"
     )
+    windows = sum(r.windows for r in pipe)
+    threads: dict[str, float] = {}
+    for r in pipe:
+        for name, seconds in r.threads.items():
+            threads[name] = threads.get(name, 0.0) + seconds
+    for name, seconds in sorted(threads.items(), key=lambda kv: -kv[1]):
+        role = ROLES.get(name, "other threads").format(suffix=args.audio.suffix)
+        share = seconds / windows
+        print(f"  {role:56} {1000 * share:6.3f} ms = {100 * share / invoke:4.1f} %")
+    unseen = sum(r.cpu for r in pipe) / windows - sum(threads.values()) / windows
+    label = "not attributed (threads' last moments before they end)"
+    print(f"  {label:56} {1000 * unseen:6.3f} ms = {100 * unseen / invoke:4.1f} %")
+    rest = alone - threads.get("replay", 0.0) / windows
     print(
-        f"whole daemon:  {full:.2f} s CPU for {n_full} windows "
-        f"({1000 * full / n_full:.1f} ms/window)"
+        f"pipeline without file decoding (a microphone has none): {1000 * rest:.2f} ms "
+        f"= {100 * rest / invoke:.1f} % of invoke()"
     )
+    model_thread = statistics.median(r.threads.get("inference", 0.0) / r.windows for r in full)
     print(
-        f"pipeline overhead: {100 * (full / n_full) / (bare / n_bare) - 100:+.1f} % CPU "
-        "(difference of the two runs above; noisy on a busy machine)"
+        f"in the whole daemon the inference thread alone took {1000 * model_thread:.2f} ms per "
+        f"window ({100 * model_thread / invoke - 100:+.1f} % over bare invoke(), pipeline work "
+        "included): what other threads running at the same time cost the model on this CPU"
     )
-    print(
-        f"pipeline alone (model replaced by constant logits, 1 event per window): "
-        f"{bare_pipe:.2f} s CPU, {1000 * bare_pipe / n_pipe:.2f} ms/window = "
-        f"{100 * (bare_pipe / n_pipe) / (bare / n_bare):.1f} % of invoke()"
-    )
-    cpu = time.process_time()
-    for _ in range(args.repeat):
-        for _chunk in iter_audio(args.audio, block_seconds=1.0):
-            pass
-    decode = (time.process_time() - cpu) / n_pipe
-    print(
-        f"  of which decoding {args.audio.suffix} (none with a microphone): "
-        f"{1000 * decode:.2f} ms/window = {100 * decode / (bare / n_bare):.1f} % of invoke()"
-    )
+
+
+def _ms(values: list[float]) -> str:
+    return ", ".join(f"{1000 * v:.2f}" for v in values)
 
 
 if __name__ == "__main__":
