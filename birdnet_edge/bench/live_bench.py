@@ -69,8 +69,11 @@ def _measure_in_child(args: argparse.Namespace, overlap: float) -> dict[str, flo
     ]
     if args.model_dir:
         cmd += ["--model-dir", str(args.model_dir)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+        raise SystemExit(f"live_bench: the run at overlap {overlap:g} s failed: {lines[-1]}")
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
 

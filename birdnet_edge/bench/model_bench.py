@@ -201,7 +201,7 @@ def recommendation(results: Sequence[Measurement]) -> str:
     if best.variant == "original":
         model = "the original model"
     elif best.variant == "optimized":
-        model = "the optimised model (`birdnet-edge model optimize`)"
+        model = "the optimised model (model.variant: auto, once `model install` derived it)"
     else:
         model = f"model file {best.file}"
     return (
