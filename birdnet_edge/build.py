@@ -18,11 +18,6 @@ from birdnet_edge.model.variants import active_model
 _LOGGER = logging.getLogger(__name__)
 
 
-def model_paths(cfg: Config) -> ModelPaths:
-    """The files the config selects (the audio model by ``model.file`` or ``model.variant``)."""
-    return active_model(cfg.model).paths
-
-
 def species_filter(
     cfg: Config, labels: Sequence[Label], today: dt.date | None = None
 ) -> BoolArray | None:
@@ -35,7 +30,7 @@ def species_filter(
         week = cfg.filters.week
         if week == 0:
             week = week_of_year(today or dt.date.today())
-        meta_path = model_paths(cfg).meta
+        meta_path = ModelPaths.at(cfg.model.dir).meta  # the range model has no variants
         meta = RangeModel(meta_path, choose_runtime(cfg.model.runtime, meta_path, threads=1), 1)
         found = meta.species(lat, lon, week, cfg.filters.range_threshold)
         _LOGGER.info(

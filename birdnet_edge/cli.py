@@ -308,12 +308,12 @@ def _install_optimized(directory: Path, runtime: str, *, force: bool) -> None:
 
 
 def cmd_model_optimize(args: argparse.Namespace) -> int:
-    from birdnet_edge.build import model_paths
+    from birdnet_edge.model.files import ModelPaths
     from birdnet_edge.model.optimize import optimize_model
 
     cfg = _config_with(args)
     result = optimize_model(
-        model_paths(cfg).dir,
+        ModelPaths.at(cfg.model.dir).dir,
         cfg.model.runtime,
         real_audio=args.audio,
         say=print,

@@ -23,7 +23,7 @@ import numpy as np
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource, MicrophoneSource, Source
 from birdnet_edge.audio.windows import make_batch
-from birdnet_edge.build import load_detector, model_paths, thresholds
+from birdnet_edge.build import load_detector, thresholds
 from birdnet_edge.config import Config, load_config
 from birdnet_edge.detector import Detector, ScoredWindow
 from birdnet_edge.errors import BirdnetEdgeError
@@ -363,7 +363,7 @@ def run_daemon(cfg: Config, options: RunOptions) -> int:
     _LOGGER.info(
         "ready in %.1f s: %s, overlap %.1f s, min confidence %.2f",
         time.monotonic() - started,
-        model_paths(cfg).audio.name,
+        daemon.detector.classifier.model.path.name,
         cfg.analysis.overlap,
         cfg.analysis.min_confidence,
     )
