@@ -237,7 +237,7 @@ def main() -> None:
         # The same audio as 16-bit WAV: replay without decompression, as close as a file
         # gets to a microphone's cost.
         wav = Path(tmp) / f"{args.audio.stem}.wav"
-        _write_wav(args.audio, wav)
+        write_wav(args.audio, wav)
         wav_knobs = (wav, *knobs[1:])
         bare: list[float] = []
         full: list[DaemonRun] = []
@@ -252,7 +252,8 @@ def main() -> None:
     _report(args, model, port, bare, {args.audio.suffix: full, ".wav": full_wav}, pipe)
 
 
-def _write_wav(source: Path, target: Path) -> None:
+def write_wav(source: Path, target: Path) -> None:
+    """``source`` as a 48 kHz mono 16-bit WAV (for a 16-bit recording: the same samples)."""
     import soundfile
 
     with soundfile.SoundFile(str(target), "w", SAMPLE_RATE, 1, "PCM_16") as out:
