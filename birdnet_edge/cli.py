@@ -164,6 +164,11 @@ def _add_daemon_parsers(sub: Any) -> None:
     p.add_argument("--model-dir", type=Path, help="model directory")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--audio", type=Path, help="also time a whole analysis of this recording")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        help="batch-1 invokes per variant (default 15; more for steadier figures)",
+    )
     p.set_defaults(handler=cmd_benchmark)
 
     p = sub.add_parser("check-config", help="validate a config file")
@@ -334,6 +339,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             *(["--model-dir", str(model_dir)] if model_dir else []),
             *(["--json"] if args.json else []),
             *(["--audio", str(args.audio)] if args.audio else []),
+            *(["--repeats", str(args.repeats)] if args.repeats else []),
         ]
     )
 
