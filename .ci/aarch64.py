@@ -347,6 +347,7 @@ class Outcome:
     python: str = "-"
     runtime: str = "-"
     info: str = "-"
+    models: int = 0  # how many models `analyze` must run with
     results: list[tuple[str, str]] = field(default_factory=list)  # per model: analyze, compare
     rows: list[int] = field(default_factory=list)
     seconds: float = 0.0
@@ -354,15 +355,22 @@ class Outcome:
 
     @property
     def analyze(self) -> str:
+        if len(self.results) < self.models:
+            return f"{len(self.results)} of {self.models} models ran"
         return next((a for a, _ in self.results if a != "ok"), "ok" if self.results else "-")
 
     @property
     def compare(self) -> str:
+        if not self.results:
+            return "-"
         return next((c for _, c in self.results if c != "identical"), "identical")
 
     @property
     def passed(self) -> bool:
-        return self.info == "ok" and self.analyze == "ok" and self.compare == "identical"
+        complete = self.models > 0 and len(self.results) == self.models
+        return (
+            complete and self.info == "ok" and self.analyze == "ok" and self.compare == "identical"
+        )
 
 
 def describe_exit(returncode: int) -> str:
@@ -474,7 +482,10 @@ class Check:
         # daemon uses by default) when `model install` derived and accepted it on this machine.
         from birdnet_edge.model.variants import optimized_problem
 
-        self.models = ["original"] + ([] if optimized_problem(model_dir) else ["optimized"])
+        problem = optimized_problem(model_dir)
+        if problem and os.environ.get("BIRDNET_EDGE_REQUIRE_OPTIMIZED") == "1":
+            sys.exit(f"aarch64: the optimised variant is required but {problem}")
+        self.models = ["original"] + ([] if problem else ["optimized"])
         say(f"models checked: {', '.join(self.models)}")
         self.lands: dict[str, Userland] = {}
         self.references: dict[tuple[str, ...], list[list[str]]] = {}
@@ -552,6 +563,7 @@ class Check:
             outcome.info = describe_exit(info.returncode) if info.returncode else "bad output"
             outcome.notes.append(last_error(info.stderr or info.stdout))
 
+        outcome.models = len(self.models)
         for model in self.models:
             want = self.reference(v, model)
             say(f"{v.name} on {cpu}: analyze --runtime {v.runtime} --variant {model}")

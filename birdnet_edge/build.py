@@ -8,12 +8,13 @@ from collections.abc import Sequence
 
 from birdnet_edge.config import Config
 from birdnet_edge.detector import Detector, Thresholds
+from birdnet_edge.errors import ModelError
 from birdnet_edge.filters import BoolArray, allowed_mask, excluded, week_of_year
 from birdnet_edge.model.birdnet import Classifier, RangeModel, load_labels
 from birdnet_edge.model.files import ModelPaths
 from birdnet_edge.model.labels import Label, read_species_list
 from birdnet_edge.model.probe import choose_runtime
-from birdnet_edge.model.variants import active_model
+from birdnet_edge.model.variants import ActiveModel, active_model
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,14 +49,28 @@ def thresholds(cfg: Config, labels: Sequence[Label]) -> Thresholds:
     )
 
 
+def _load_classifier(cfg: Config, paths: ModelPaths) -> Classifier:
+    # A runtime that crashes natively on this machine is found in a child process first.
+    runtime = choose_runtime(cfg.model.runtime, paths.audio, threads=cfg.model.threads)
+    return Classifier(paths.audio, runtime, cfg.model.threads)
+
+
 def load_detector(cfg: Config) -> Detector:
     """Load the model and labels and build the filters the config asks for."""
     active = active_model(cfg.model)
     paths = active.paths
     labels = load_labels(paths, cfg.model.locale)
-    # A runtime that crashes natively on this machine is found in a child process first.
-    runtime = choose_runtime(cfg.model.runtime, paths.audio, threads=cfg.model.threads)
-    classifier = Classifier(paths.audio, runtime, cfg.model.threads)
+    try:
+        classifier = _load_classifier(cfg, paths)
+    except ModelError as exc:
+        if not (active.optimized and cfg.model.variant == "auto"):
+            raise
+        # The variant passed its check when it was made; if it no longer loads (a runtime
+        # changed), the original still does the same work.
+        _LOGGER.warning("optimised model does not load (%s); using the original", exc)
+        active = ActiveModel(ModelPaths.at(paths.dir), f"original: the variant failed: {exc}")
+        paths = active.paths
+        classifier = _load_classifier(cfg, paths)
     _LOGGER.info(
         "model %s on %s with %d threads (%s)",
         paths.audio.name,

@@ -117,7 +117,9 @@ def _add_model_parser(sub: Any) -> None:
     m.set_defaults(handler=cmd_model_info)
     m = msub.add_parser("optimize", help="write the exact, faster FP32 variant (checked first)")
     _add_config(m)
-    _add_model_options(m)
+    m.add_argument("--model-dir", type=Path, help="model directory")
+    m.add_argument("--runtime", choices=("auto", "litert", "tflite-runtime"))
+    m.add_argument("--threads", type=int, help="interpreter threads (0 = one per core)")
     m.add_argument("--audio", type=Path, help="a real recording to include in the check")
     m.set_defaults(handler=cmd_model_optimize)
     p.set_defaults(handler=lambda _a: _usage(p))
@@ -294,11 +296,11 @@ def cmd_model_install(args: argparse.Namespace) -> int:
     for locale in args.locale:
         install_locale(directory, locale)
     if args.optimize and not args.source:
-        _install_optimized(directory, cfg.model.runtime, force=args.force)
+        _install_optimized(directory, cfg, force=args.force)
     return 0
 
 
-def _install_optimized(directory: Path, runtime: str, *, force: bool) -> None:
+def _install_optimized(directory: Path, cfg: Config, *, force: bool) -> None:
     """Derive the optimised variant unless an accepted one is already there."""
     from birdnet_edge.model.optimize import optimize_model
     from birdnet_edge.model.variants import OPTIMIZED_MODEL, optimized_problem
@@ -307,7 +309,14 @@ def _install_optimized(directory: Path, runtime: str, *, force: bool) -> None:
         print(f"{OPTIMIZED_MODEL} already derived and accepted")
         return
     try:
-        optimize_model(directory, runtime, say=print)
+        optimize_model(
+            directory,
+            cfg.model.runtime,
+            say=print,
+            threshold=cfg.analysis.min_confidence,
+            sensitivity=cfg.analysis.sensitivity,
+            threads=cfg.model.threads,
+        )
     except ModelError as exc:  # e.g. no flatbuffer schema with tflite-runtime: not fatal
         print(f"optimised variant not made, the original stays in use: {exc}")
 
@@ -382,10 +391,15 @@ def cmd_model_info(args: argparse.Namespace) -> int:
             check = report.get(key)
             if isinstance(check, dict):
                 where = "generated signals" if key == "generated" else report.get("real_audio")
+                figures = ", ".join(
+                    f"{label} {value:.1e}" if isinstance(value, int | float) else f"{label} ?"
+                    for label, value in (
+                        ("max |Δlogit|", check.get("max_delta_logit")),
+                        ("max |Δp|", check.get("max_delta_p")),
+                    )
+                )
                 print(
-                    f"  {where}: {check.get('windows')} windows, "
-                    f"max |Δlogit| {float(check.get('max_delta_logit', 0)):.1e}, "
-                    f"max |Δp| {float(check.get('max_delta_p', 0)):.1e}, "
+                    f"  {where}: {check.get('windows')} windows, {figures}, "
                     f"top-1 {check.get('top1_agree')}/{check.get('windows')}"
                 )
         print(f"  verdict: {report.get('reason', '')}")

@@ -52,8 +52,8 @@ class ModelConfig:
     )
     variant: Variant = _f(
         "auto",
-        "FP32 model variant: auto (the optimised one when `model optimize` has derived and "
-        "accepted it, else the original), original or optimized.",
+        "FP32 model variant: auto (the optimised one once `model install` or `model optimize` "
+        "derived it and its check accepted it, else the original), original or optimized.",
     )
     runtime: Runtime = _f("auto", "TFLite runtime: auto, litert or tflite-runtime.")
     threads: int = _f(0, "Interpreter threads; 0 = one per CPU core.", lo=0, hi=64)

@@ -34,6 +34,8 @@ def variant(request: pytest.FixtureRequest, model_dir: Path) -> str:
     """Each FP32 variant: the original, and the optimised one where it was derived."""
     problem = optimized_problem(model_dir)
     if request.param == "optimized" and problem is not None:
+        if os.environ.get("BIRDNET_EDGE_REQUIRE_OPTIMIZED") == "1":  # CI: a skip would hide it
+            pytest.fail(f"optimised variant required but not usable in {model_dir}: {problem}")
         pytest.skip(f"optimised variant not usable in {model_dir}: {problem}")
     return str(request.param)
 

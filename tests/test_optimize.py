@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from birdnet_edge.config import ModelConfig
+from birdnet_edge.errors import ModelError
 from birdnet_edge.model import optimize, probe
-from birdnet_edge.model.files import AUDIO_MODEL, NUM_CLASSES, WINDOW_SAMPLES
+from birdnet_edge.model.files import AUDIO_MODEL, NUM_CLASSES, PINNED_SHA256, WINDOW_SAMPLES
 from birdnet_edge.model.inspect import summarize
 from birdnet_edge.model.install import sha256_of
 from birdnet_edge.model.runtime import TFLiteModel, available_runtimes
@@ -202,3 +203,58 @@ def test_benchmark_measures_variants_side_by_side(
     report = json.loads(capsys.readouterr().out)
     assert {r["variant"] for r in report["results"]} == {"original", "optimized"}
     assert report["recommendation"].startswith("recommendation: ")
+
+
+def test_a_variant_of_a_model_that_is_not_the_pinned_one_is_rejected(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(optimize.PINNED_SHA256, AUDIO_MODEL, "0" * 64)
+    said: list[str] = []
+    result = optimize.optimize_model(model_copy, say=said.append)
+    assert not result.accepted
+    assert "not the pinned BirdNET V2.4 model" in result.reason
+    assert "model install --force" in result.reason
+    assert not (model_copy / OPTIMIZED_MODEL).exists()
+    assert not (model_copy / OPTIMIZED_REPORT).exists()
+
+
+def test_a_check_that_cannot_run_leaves_the_accepted_variant_in_place(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variant = model_copy / OPTIMIZED_MODEL
+    report = model_copy / OPTIMIZED_REPORT
+    variant.write_bytes(b"the variant accepted earlier")
+    report.write_text('{"accepted": true}', encoding="utf-8")
+
+    def broken_check(*_args: object, **_kwargs: object) -> optimize.OptimizeResult:
+        raise ModelError("the runtime could not load the model")
+
+    monkeypatch.setattr(optimize, "_check", broken_check)
+    with pytest.raises(ModelError):
+        optimize.optimize_model(model_copy, say=lambda _line: None)
+    assert variant.read_bytes() == b"the variant accepted earlier"
+    assert report.read_text(encoding="utf-8") == '{"accepted": true}'
+    assert sorted(p.name for p in model_copy.iterdir() if p.name.endswith(".part")) == []
+
+
+def test_auto_falls_back_to_the_original_when_the_variant_does_not_load(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    from birdnet_edge.build import load_detector
+    from birdnet_edge.config import Config
+
+    for name in PINNED_SHA256:
+        (tmp_path / name).symlink_to(model_dir / name)
+    variant = tmp_path / OPTIMIZED_MODEL
+    variant.write_bytes(b"TFL3" + bytes(200))  # accepted once, unloadable now
+    report = {
+        "accepted": True,
+        "sha256": sha256_of(variant),
+        "original_sha256": PINNED_SHA256[AUDIO_MODEL],
+    }
+    (tmp_path / OPTIMIZED_REPORT).write_text(json.dumps(report), encoding="utf-8")
+    assert active_model(ModelConfig(dir=tmp_path)).optimized
+    detector = load_detector(Config(model=ModelConfig(dir=tmp_path, threads=1)))
+    assert detector.classifier.model.path == tmp_path / AUDIO_MODEL
+    with pytest.raises(ModelError):  # asked for explicitly, it is an error, not a fallback
+        load_detector(Config(model=ModelConfig(dir=tmp_path, variant="optimized", threads=1)))

@@ -35,7 +35,13 @@ import numpy as np
 import numpy.typing as npt
 
 from birdnet_edge.errors import ModelError
-from birdnet_edge.model.files import AUDIO_MODEL, NUM_CLASSES, SAMPLE_RATE, WINDOW_SAMPLES
+from birdnet_edge.model.files import (
+    AUDIO_MODEL,
+    NUM_CLASSES,
+    PINNED_SHA256,
+    SAMPLE_RATE,
+    WINDOW_SAMPLES,
+)
 from birdnet_edge.model.install import sha256_of
 from birdnet_edge.model.runtime import RUNTIME_MODULES, FloatArray, TFLiteModel, resolve_runtime
 from birdnet_edge.model.scoring import confidences
@@ -832,18 +838,16 @@ def optimize_model(
     report = model_dir / OPTIMIZED_REPORT
     if not original.is_file():
         raise ModelError(f"model file {original} is missing: run `birdnet-edge model install`")
-    for stale in (target, report):
-        stale.unlink(missing_ok=True)
+    # A variant already in place stays until this run decides: a failure to run the check
+    # (an exception) leaves it, a rejection removes it, an acceptance replaces it.
     say(f"rewriting the spectrogram front end of {original.name}")
     try:
         data, framings = rewrite(original, runtime)
     except RewriteError as exc:
-        return _rejected(original, f"graph not recognised: {exc}", say)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{OPTIMIZED_MODEL}.", suffix=".part", dir=model_dir)
-    tmp = Path(tmp_name)
+        return _rejected(model_dir, original, f"graph not recognised: {exc}", say)
+    tmp = _temp_beside(target)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        tmp.write_bytes(data)
         result = _check(
             original,
             tmp,
@@ -855,15 +859,23 @@ def optimize_model(
             threads=threads,
         )
         result = OptimizeResult(**{**vars(result), "branches": framings})
+        original_sha = sha256_of(original)
+        if result.accepted and original_sha != PINNED_SHA256[AUDIO_MODEL]:
+            reason = (
+                f"{original.name} is not the pinned BirdNET V2.4 model: run "
+                "`birdnet-edge model install --force` to restore it"
+            )
+            result = OptimizeResult(**{**vars(result), "accepted": False, "reason": reason})
         if result.accepted:
             tmp.replace(target)
             result = OptimizeResult(**{**vars(result), "path": target})
-            stored = {
-                **result.to_json(),
-                "sha256": sha256_of(target),
-                "original_sha256": sha256_of(original),
-            }
-            report.write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
+            stored = {**result.to_json(), "sha256": sha256_of(target)}
+            stored["original_sha256"] = original_sha
+            staged = _temp_beside(report)
+            staged.write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
+            staged.replace(report)
+        else:
+            _remove_variant(model_dir)
     finally:
         tmp.unlink(missing_ok=True)
     for line in result.lines():
@@ -871,7 +883,19 @@ def optimize_model(
     return result
 
 
-def _rejected(original: Path, reason: str, say: Say) -> OptimizeResult:
+def _temp_beside(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _remove_variant(model_dir: Path) -> None:
+    for stale in (model_dir / OPTIMIZED_REPORT, model_dir / OPTIMIZED_MODEL):
+        stale.unlink(missing_ok=True)
+
+
+def _rejected(model_dir: Path, original: Path, reason: str, say: Say) -> OptimizeResult:
+    _remove_variant(model_dir)
     result = OptimizeResult(False, reason, None, original)
     for line in result.lines()[-1:]:
         say(line)

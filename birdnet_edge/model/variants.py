@@ -54,34 +54,56 @@ def read_report(model_dir: Path) -> dict[str, Any] | None:
 
 def optimized_problem(model_dir: Path) -> str | None:
     """Why the optimised variant in ``model_dir`` cannot be used, or None when it can."""
-    if not (model_dir / OPTIMIZED_MODEL).is_file():
+    variant = model_dir / OPTIMIZED_MODEL
+    if not variant.is_file():
         return f"no optimised variant is installed ({_RUN_OPTIMIZE} for a faster, exact one)"
     report = read_report(model_dir)
-    if report is None or not report.get("accepted"):
+    if report is None or report.get("accepted") is not True:
         return f"the optimised variant has no accepted equivalence report ({_RUN_OPTIMIZE})"
     if report.get("original_sha256") != PINNED_SHA256[AUDIO_MODEL]:
-        return f"the optimised variant was not derived from the pinned V2.4 model ({_RUN_OPTIMIZE})"
-    if report.get("sha256") != sha256_of(model_dir / OPTIMIZED_MODEL):
+        return (
+            "the optimised variant was not derived from the pinned V2.4 model (run "
+            "`birdnet-edge model install --force`: it restores the model and derives it again)"
+        )
+    try:
+        digest = sha256_of(variant)
+    except OSError as exc:
+        return f"cannot read {variant} ({exc.strerror or exc}): check its owner and permissions"
+    if report.get("sha256") != digest:
         return f"the optimised variant changed since it was checked ({_RUN_OPTIMIZE})"
     return None
+
+
+def checked_delta_p(report: dict[str, Any], key: str = "generated") -> float | None:
+    """The report's max |Δp| for ``generated`` or ``real`` windows, if it holds a number."""
+    check = report.get(key)
+    value = check.get("max_delta_p") if isinstance(check, dict) else None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def active_model(model: ModelConfig) -> ActiveModel:
     """The audio model ``model`` selects: ``file`` if set, else by ``variant``."""
     paths = ModelPaths.at(model.dir)
+    variant = model.variant
     if model.file is not None:
-        return ActiveModel(ModelPaths.at(paths.dir, model.file), "model.file is set")
-    if model.variant == "original":
+        if variant != "auto":
+            raise ModelError(
+                f"model.file ({model.file}) and model.variant ({variant}) are both set: "
+                "remove one of them"
+            )
+        if model.file != OPTIMIZED_MODEL:
+            return ActiveModel(ModelPaths.at(paths.dir, model.file), "model.file is set")
+        variant = "optimized"  # named by file: still only once its check accepted it
+    if variant == "original":
         return ActiveModel(paths, "model.variant is original")
     problem = optimized_problem(paths.dir)
     if problem is None:
-        report = read_report(paths.dir) or {}
-        checked = report.get("generated") or {}
+        delta = checked_delta_p(read_report(paths.dir) or {})
+        figure = f" (max |Δp| {delta:.1e} on generated signals)" if delta is not None else ""
         return ActiveModel(
             ModelPaths.at(paths.dir, OPTIMIZED_MODEL),
-            "optimised variant, accepted by its equivalence check "
-            f"(max |Δp| {float(checked.get('max_delta_p', 0.0)):.1e} on generated signals)",
+            f"optimised variant, accepted by its equivalence check{figure}",
         )
-    if model.variant == "optimized":
-        raise ModelError(f"model.variant is optimized, but {problem}")
+    if variant == "optimized":
+        raise ModelError(f"the optimised model is asked for, but {problem}")
     return ActiveModel(paths, f"original: {problem}")
