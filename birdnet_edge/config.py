@@ -212,6 +212,11 @@ class Config:
     def __post_init__(self) -> None:
         if (self.station.latitude is None) != (self.station.longitude is None):
             raise ConfigError("station: latitude and longitude must be given together (or neither)")
+        if self.model.file is not None and self.model.variant != "auto":
+            raise ConfigError(
+                f"model: file ({self.model.file}) and variant ({self.model.variant}) both choose "
+                "the audio model: remove one of them"
+            )
 
 
 def load_config(path: Path | str | None) -> Config:

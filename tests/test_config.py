@@ -53,6 +53,8 @@ mqtt: {protocol: 5}
         ("model: {runtime: tensorflow}", "model.runtime: must be one of auto, litert"),
         ("model: {threads: 1.5}", "model.threads: must be a whole number"),
         ("station: {latitude: 10}", "latitude and longitude must be given together"),
+        ("model: {variant: fast}", "model.variant: must be one of auto, original, optimized"),
+        ("model: {file: x.tflite, variant: original}", "model: file (x.tflite) and variant"),
         ("filters: {exclude: Corvus corax}", "filters.exclude: must be a list"),
         ("audio: [1, 2]", "audio: must be a mapping"),
         ("audio: {channel: -1}", "audio.channel: must be at least 0, got -1"),
