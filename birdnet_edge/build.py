@@ -63,12 +63,12 @@ def load_detector(cfg: Config) -> Detector:
     try:
         classifier = _load_classifier(cfg, paths)
     except ModelError as exc:
-        if not (active.optimized and cfg.model.variant == "auto"):
+        if active.fallback is None:
             raise
         # The variant passed its check when it was made; if it no longer loads (a runtime
         # changed), the original still does the same work.
         _LOGGER.warning("optimised model does not load (%s); using the original", exc)
-        active = ActiveModel(ModelPaths.at(paths.dir), f"original: the variant failed: {exc}")
+        active = ActiveModel(active.fallback, f"original: the variant failed: {exc}")
         paths = active.paths
         classifier = _load_classifier(cfg, paths)
     _LOGGER.info(

@@ -358,7 +358,7 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     from birdnet_edge.model.inspect import summarize
     from birdnet_edge.model.probe import choose_runtime
     from birdnet_edge.model.runtime import available_runtimes
-    from birdnet_edge.model.variants import active_model, read_report
+    from birdnet_edge.model.variants import active_model, read_report, report_figure
 
     cfg = _config_with(args)
     active = active_model(cfg.model)
@@ -392,10 +392,10 @@ def cmd_model_info(args: argparse.Namespace) -> int:
             if isinstance(check, dict):
                 where = "generated signals" if key == "generated" else report.get("real_audio")
                 figures = ", ".join(
-                    f"{label} {value:.1e}" if isinstance(value, int | float) else f"{label} ?"
+                    f"{label} {value:.1e}" if value is not None else f"{label} ?"
                     for label, value in (
-                        ("max |Δlogit|", check.get("max_delta_logit")),
-                        ("max |Δp|", check.get("max_delta_p")),
+                        ("max |Δlogit|", report_figure(report, key, "max_delta_logit")),
+                        ("max |Δp|", report_figure(report, key, "max_delta_p")),
                     )
                 )
                 print(

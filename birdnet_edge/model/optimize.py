@@ -859,8 +859,7 @@ def optimize_model(
             threads=threads,
         )
         result = OptimizeResult(**{**vars(result), "branches": framings})
-        original_sha = sha256_of(original)
-        if result.accepted and original_sha != PINNED_SHA256[AUDIO_MODEL]:
+        if result.accepted and sha256_of(original) != PINNED_SHA256[AUDIO_MODEL]:
             reason = (
                 f"{original.name} is not the pinned BirdNET V2.4 model: run "
                 "`birdnet-edge model install --force` to restore it"
@@ -870,7 +869,7 @@ def optimize_model(
             tmp.replace(target)
             result = OptimizeResult(**{**vars(result), "path": target})
             stored = {**result.to_json(), "sha256": sha256_of(target)}
-            stored["original_sha256"] = original_sha
+            stored["original_sha256"] = PINNED_SHA256[AUDIO_MODEL]  # checked just above
             staged = _temp_beside(report)
             staged.write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
             staged.replace(report)

@@ -34,6 +34,9 @@ class ActiveModel:
 
     paths: ModelPaths
     why: str
+    #: What to load instead if this model does not load: the original, when the variant was
+    #: chosen by ``variant: auto`` rather than asked for.
+    fallback: ModelPaths | None = None
 
     @property
     def optimized(self) -> bool:
@@ -74,10 +77,11 @@ def optimized_problem(model_dir: Path) -> str | None:
     return None
 
 
-def checked_delta_p(report: dict[str, Any], key: str = "generated") -> float | None:
-    """The report's max |Δp| for ``generated`` or ``real`` windows, if it holds a number."""
+def report_figure(report: dict[str, Any], key: str, figure: str) -> float | None:
+    """A figure of the report's ``generated`` or ``real`` check (e.g. ``max_delta_p``), if it
+    holds a number."""
     check = report.get(key)
-    value = check.get("max_delta_p") if isinstance(check, dict) else None
+    value = check.get(figure) if isinstance(check, dict) else None
     return float(value) if isinstance(value, int | float) else None
 
 
@@ -98,11 +102,12 @@ def active_model(model: ModelConfig) -> ActiveModel:
         return ActiveModel(paths, "model.variant is original")
     problem = optimized_problem(paths.dir)
     if problem is None:
-        delta = checked_delta_p(read_report(paths.dir) or {})
+        delta = report_figure(read_report(paths.dir) or {}, "generated", "max_delta_p")
         figure = f" (max |Δp| {delta:.1e} on generated signals)" if delta is not None else ""
         return ActiveModel(
             ModelPaths.at(paths.dir, OPTIMIZED_MODEL),
             f"optimised variant, accepted by its equivalence check{figure}",
+            fallback=paths if model.variant == "auto" else None,
         )
     if variant == "optimized":
         raise ModelError(f"the optimised model is asked for, but {problem}")
