@@ -31,7 +31,6 @@ from birdnet_edge.events import DetectionContext, EventChange, EventTracker
 from birdnet_edge.filters import week_of_year
 from birdnet_edge.listener import Listener
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
-from birdnet_edge.model.inspect import precision_of
 from birdnet_edge.notify import Notifier
 from birdnet_edge.sinks import Sink
 from birdnet_edge.sinks.console import ConsoleSink
@@ -67,7 +66,7 @@ def detection_context(cfg: Config, detector: Detector) -> DetectionContext:
         latitude=cfg.station.latitude,
         longitude=cfg.station.longitude,
         model=model.path.name,
-        precision=precision_of(model.interpreter.get_tensor_details()),
+        precision=model.precision,
         sensitivity=cfg.analysis.sensitivity,
         overlap=cfg.analysis.overlap,
         min_confidence=cfg.analysis.min_confidence,

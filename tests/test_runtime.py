@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from birdnet_edge.bench import rss_mb
+from birdnet_edge.bench import mapped_mb, rss_mb
+from birdnet_edge.config import Config, DatabaseConfig, ModelConfig, MQTTConfig
 from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import AUDIO_MODEL
+from birdnet_edge.service import Daemon, RunOptions
 
 
 @pytest.mark.model
@@ -22,3 +24,21 @@ def test_releasing_model_pages_keeps_the_scores(model_dir: Path) -> None:
     assert released >= (model_dir / AUDIO_MODEL).stat().st_size * 0.9  # the whole mapping
     assert rss_mb() < rss - 20  # most of the 52 MB file was resident and is no longer
     np.testing.assert_array_equal(classifier.logits(x), before)
+
+
+@pytest.mark.model
+def test_the_started_daemon_keeps_the_model_file_released(
+    model_dir: Path, soundscape: Path, tmp_path: Path
+) -> None:
+    # Everything the daemon does after releasing the pages (its detection context reads the
+    # model's precision, for one) must not read the file's tensors back in: with the original
+    # FP32 model that was 20 MB of RSS, over the issue-8 budget.
+    cfg = Config(
+        model=ModelConfig(dir=model_dir, file=AUDIO_MODEL, threads=1),
+        database=DatabaseConfig(path=tmp_path / "detections.db"),
+        mqtt=MQTTConfig(enabled=False),
+    )
+    daemon = Daemon(cfg, RunOptions(input_file=soundscape, console=False))
+    model = daemon.detector.classifier.model
+    assert model.precision == "FP32"
+    assert mapped_mb(model.path) < 4, "the model file's pages were read back after release"

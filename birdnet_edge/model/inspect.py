@@ -53,16 +53,6 @@ class ModelSummary:
         return lines
 
 
-def precision_of(tensors: list[dict[str, Any]]) -> str:
-    """FP32, FP16 or INT8, from the types of the model's weight tensors."""
-    kinds = Counter(np.dtype(t["dtype"]).name for t in tensors)
-    if kinds.get("int8") or kinds.get("uint8"):
-        return "INT8"
-    if kinds.get("float16"):
-        return "FP16"
-    return "FP32"
-
-
 def summarize(path: Path, runtime: str = "auto") -> ModelSummary:
     """Load ``path`` and describe it."""
     model = TFLiteModel(path, runtime, threads=1, delegates=False)
@@ -82,7 +72,7 @@ def summarize(path: Path, runtime: str = "auto") -> ModelSummary:
         size=path.stat().st_size,
         sha256=sha256_of(path),
         runtime=model.runtime,
-        precision=precision_of(tensors),
+        precision=model.precision,
         input_shape=model.input.shape,
         input_dtype=np.dtype(model.input.dtype).name,
         output_shape=model.output.shape,
