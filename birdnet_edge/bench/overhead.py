@@ -114,6 +114,7 @@ class DaemonRun:
     windows: int = 0
     rss: list[float] = field(default_factory=list)
     model_file_mb: float = 0.0  # resident pages of the model file, at the last RSS sample
+    model_cpu: float = 0.0  # CPU seconds the inference thread spent in the model's calls
     threads: dict[str, float] = field(default_factory=dict)
 
 
@@ -132,10 +133,11 @@ def daemon_run(  # noqa: PLR0917 - a benchmark's knobs
     """The whole daemon replaying ``audio`` ``repeat`` times at full speed.
 
     ``without_model`` replaces ``invoke()`` by constant logits (one detection per window), so
-    what remains is the pipeline's own cost. Each daemon thread's CPU time is read from
-    ``/proc`` every ``poll`` seconds (the last moments of a thread that ends are not seen);
-    threads the daemon did not name (the model's worker threads) are summed as ``other``. The
-    polling's own CPU time is left out of ``cpu``.
+    what remains is the pipeline's own cost. The model's calls are timed in the run itself
+    (``model_cpu``), so the pipeline's share can also be read without comparing two runs.
+    Each daemon thread's CPU time is read from ``/proc`` every ``poll`` seconds (the last
+    moments of a thread that ends are not seen); threads the daemon did not name (the model's
+    worker threads) are summed as ``other``. The polling's own CPU time is left out of ``cpu``.
     """
     cfg = Config(
         model=ModelConfig(dir=model_dir, file=model_file, threads=threads),
@@ -153,6 +155,18 @@ def daemon_run(  # noqa: PLR0917 - a benchmark's knobs
 
         daemon.detector.classifier.logits = constant  # type: ignore[method-assign]
     run = DaemonRun()
+    model_call = daemon.detector.classifier.logits
+
+    def timed(windows: FloatArray) -> FloatArray:
+        # The calling thread's CPU time in the model: all of invoke() at 1 thread; with more,
+        # the model's worker threads are the unnamed ones, counted as ``other``.
+        start = time.thread_time()
+        try:
+            return model_call(windows)
+        finally:
+            run.model_cpu += time.thread_time() - start
+
+    daemon.detector.classifier.logits = timed  # type: ignore[method-assign]
     mine = {threading.get_native_id()}
     before = {tid: cpu for tid, cpu in thread_cpu().items() if tid not in mine}
     last: dict[int, float] = {}
@@ -310,12 +324,60 @@ def _report(  # noqa: PLR0917 - the runs to report
         f"pipeline without the replay thread (decoding; a microphone has none): {1000 * rest:.2f} "
         f"ms = {100 * rest / invoke:.1f} % of invoke()"
     )
-    model_thread = statistics.median(r.threads.get("inference", 0.0) / r.windows for r in full)
     print(
-        f"in the whole daemon the inference thread alone took {1000 * model_thread:.2f} ms per "
-        f"window ({100 * model_thread / invoke - 100:+.1f} % over bare invoke(), pipeline work "
-        "included): what other threads running at the same time cost the model on this CPU"
+        "within each daemon run (the model's calls timed in the run itself, so the machine's "
+        "drift between runs does not enter; medians of the rounds):"
     )
+    for suffix, runs in fulls.items():
+        model_ms = statistics.median(_model_cpu(r) / r.windows for r in runs)
+        rest = statistics.median((r.cpu - _model_cpu(r)) / r.windows for r in runs)
+        replay = statistics.median(r.threads.get("replay", 0.0) / r.windows for r in runs)
+        print(
+            f"  replaying {suffix:5} model {1000 * model_ms:6.2f} ms, everything else "
+            f"{1000 * rest:5.2f} ms = {100 * rest / model_ms:+5.1f} %: replay thread (reading "
+            f"{suffix}) {1000 * replay:.2f} ms = {100 * replay / model_ms:4.1f} %, the rest "
+            f"{1000 * (rest - replay):.2f} ms = {100 * (rest - replay) / model_ms:.1f} %"
+        )
+    inside = statistics.median(_model_cpu(r) / r.windows for r in full)
+    print(
+        f"the model inside the daemon: {1000 * inside:.2f} ms per window, "
+        f"{100 * inside / invoke - 100:+.1f} % against bare invoke() measured apart"
+    )
+    reference = flac_cli_seconds(args.audio)
+    if reference is not None:
+        per_window = reference / full[0].windows * args.repeat
+        print(
+            f"for scale: the flac command-line decoder takes {1000 * per_window:.2f} ms of CPU "
+            f"per window to decode {args.audio.name} (= {100 * per_window / invoke:.1f} % of "
+            "invoke()), libFLAC's own speed on this machine"
+        )
+
+
+def _model_cpu(run: DaemonRun) -> float:
+    """The model's CPU time in a run: the inference thread's calls plus its worker threads."""
+    return run.model_cpu + run.threads.get("other", 0.0)
+
+
+def flac_cli_seconds(audio: Path) -> float | None:
+    """CPU seconds the ``flac`` command takes to decode ``audio`` (best of 3), if installed."""
+    import resource
+
+    exe = shutil.which("flac")
+    if exe is None or audio.suffix.lower() != ".flac":
+        return None
+    best = float("inf")
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(
+            [exe, "--decode", "--stdout", "--silent", str(audio)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        best = min(best, used)
+    return best
 
 
 def _ms(values: list[float]) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from birdnet_edge.errors import BirdnetEdgeError, ModelError
+from birdnet_edge.memory import release_mapped_file
 from birdnet_edge.model.tflite_check import check_tflite_file
 
 _LOGGER = logging.getLogger(__name__)
@@ -224,30 +225,3 @@ class TFLiteModel:
             return np.asarray(y, dtype=np.float32)
         out = (y.astype(np.float32) - np.float32(info.zero_point)) * np.float32(info.scale)
         return typing.cast(FloatArray, out.astype(np.float32))
-
-
-_MADV_DONTNEED = 4
-
-
-def release_mapped_file(path: Path) -> int:
-    """``madvise(MADV_DONTNEED)`` every mapping of ``path`` in this process (Linux only)."""
-    import ctypes
-
-    target = str(Path(path).resolve())
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            spans = [
-                tuple(int(v, 16) for v in line.split()[0].split("-"))
-                for line in maps
-                if line.rstrip().endswith(target)
-            ]
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return 0
-    madvise = libc.madvise
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    released = 0
-    for lo, hi in spans:
-        if madvise(lo, hi - lo, _MADV_DONTNEED) == 0:
-            released += hi - lo
-    return released
