@@ -8,6 +8,8 @@ sample numbers, so windows can overlap and are stamped by sample count, not by r
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import numpy.typing as npt
 
@@ -20,14 +22,19 @@ class RingBuffer:
     def __init__(self, capacity: int) -> None:
         self.capacity = int(capacity)
         self._data = np.zeros(self.capacity, dtype=np.float32)
+        # Touch every page now: the first lap's page faults would otherwise land in the audio
+        # callback (np.zeros maps its pages lazily).
+        self._data.fill(0.0)
         #: Samples written since the start (only the producer changes it, after copying).
         self.written = 0
         #: Where the write in progress ends: set before copying, so a reader can tell that
         #: its span was being overwritten while it copied.
         self._writing_end = 0
-        #: The oldest sample the consumer still needs (only the consumer changes it); a
-        #: producer that must not lose audio (a file replay) waits while writing would pass it.
+        #: The oldest sample the consumer still needs (only the consumer changes it, through
+        #: :meth:`free_until`); a producer that must not lose audio (a file replay) waits on
+        #: :attr:`room_freed` while writing would pass it.
         self.needed = 0
+        self.room_freed = threading.Event()
 
     def write(self, samples: FloatArray) -> None:
         """Append samples (1-D float32); old samples are overwritten when full."""
@@ -43,6 +50,11 @@ class RingBuffer:
         if first < n:
             self._data[: n - first] = samples[first:]
         self.written += n
+
+    def free_until(self, sample: int) -> None:
+        """The consumer no longer needs the samples before ``sample``: wake a waiting producer."""
+        self.needed = sample
+        self.room_freed.set()
 
     def room(self) -> int:
         """Samples that can be written without overwriting what the consumer still needs."""

@@ -124,7 +124,8 @@ class FileSource:
 
     def _run(self) -> None:
         t0 = time.monotonic()
-        block = SAMPLE_RATE // 10
+        # Real time comes in a sound card's 0.1 s blocks; full speed in the decoder's 1 s.
+        block = SAMPLE_RATE if self.fast else SAMPLE_RATE // 10
         try:
             chunks = iter(()) if self._first is None else _chain(self._first, self._chunks)
             for _ in range(self.repeat - 1):
@@ -132,9 +133,8 @@ class FileSource:
             for chunk in chunks:
                 for i in range(0, len(chunk), block):
                     piece = chunk[i : i + block]
-                    while self.ring.room() < len(piece):  # backpressure: never overwrite
-                        if self._stop.wait(0.005):
-                            return
+                    if not self._wait_for_room(len(piece)):
+                        return
                     if not self.fast:
                         due = t0 + (self.ring.written + len(piece)) / SAMPLE_RATE
                         if self._stop.wait(max(0.0, due - time.monotonic())):
@@ -144,6 +144,21 @@ class FileSource:
             self.error = exc
         finally:
             self._done.set()
+
+    def _wait_for_room(self, samples: int) -> bool:
+        """Wait until ``samples`` fit in the ring; False when stopped meanwhile.
+
+        Backpressure without polling: the pipeline sets ``room_freed`` when it frees room.
+        """
+        ring = self.ring
+        while ring.room() < samples:
+            ring.room_freed.clear()
+            if ring.room() >= samples:  # freed between the check and the clear
+                break
+            if self._stop.is_set():
+                return False
+            ring.room_freed.wait(1.0)
+        return not self._stop.is_set()
 
     def poll(self) -> bool:
         if self.error is not None:
@@ -155,6 +170,7 @@ class FileSource:
 
     def stop(self) -> None:
         self._stop.set()
+        self.ring.room_freed.set()  # wake a reader waiting for room
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
 

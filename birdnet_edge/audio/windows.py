@@ -54,6 +54,10 @@ class Windower:
         available = self.ring.written - WINDOW_SAMPLES - self.next_start
         return 0 if available < 0 else available // self.hop + 1
 
+    def samples_until_ready(self) -> int:
+        """Samples still to be written before the next window is complete (0 once it is)."""
+        return max(0, self.next_start + WINDOW_SAMPLES - self.ring.written)
+
     def take(self, out: FloatArray, *, final: bool = False) -> list[WindowSpan]:
         """Copy up to ``len(out)`` ready windows into the rows of ``out``.
 
@@ -78,7 +82,7 @@ class Windower:
                 continue
             spans.append(WindowSpan(start, audio))
             self.next_start = start + self.hop
-            self.ring.needed = self.next_start
+            self.ring.free_until(self.next_start)
             self._last_end = start + WINDOW_SAMPLES
         return spans
 
@@ -87,12 +91,12 @@ class Windower:
         skipped = -(-(oldest - self.next_start) // self.hop)  # ceil
         self.dropped_samples += skipped * self.hop
         self.next_start += skipped * self.hop
-        self.ring.needed = self.next_start
+        self.ring.free_until(self.next_start)
 
     def restart_at(self, sample: int) -> None:
         """Continue with a window starting at ``sample`` (after a gap in the audio)."""
         self.next_start = sample
-        self.ring.needed = sample
+        self.ring.free_until(sample)
         self._last_end = sample
 
 
