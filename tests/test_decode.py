@@ -1,0 +1,47 @@
+"""Decoding files to 48 kHz mono float32: exactly libsndfile's samples, whatever the blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from birdnet_edge.audio.decode import iter_audio
+
+
+def _decoded(path: Path, block_seconds: float = 10.0) -> np.ndarray:
+    return np.concatenate(list(iter_audio(path, block_seconds=block_seconds)))
+
+
+def test_16_bit_flac_gives_libsndfiles_own_floats(soundscape: Path) -> None:
+    reference, rate = soundfile.read(str(soundscape), dtype="float32")
+    assert rate == 48_000
+    assert soundfile.info(str(soundscape)).subtype == "PCM_16"  # the int16 path
+    got = _decoded(soundscape, block_seconds=1.0)
+    assert got.dtype == np.float32
+    assert np.array_equal(got, reference)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_stereo_files_are_averaged_exactly_as_libsndfile_reads_them(
+    subtype: str, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(7)
+    stereo = rng.uniform(-0.9, 0.9, (48_000 * 4 + 123, 2)).astype(np.float32)
+    path = tmp_path / f"stereo-{subtype}.wav"
+    soundfile.write(str(path), stereo, 48_000, subtype=subtype)
+    stored = soundfile.read(str(path), dtype="float32")[0]
+    expected = stored.mean(axis=1, dtype=np.float32)
+    assert np.array_equal(_decoded(path, block_seconds=1.0), expected)
+    assert np.array_equal(_decoded(path, block_seconds=0.7), expected)  # blocks leave no trace
+
+
+def test_other_rates_are_resampled_to_48_khz_the_same_in_any_blocks(tmp_path: Path) -> None:
+    t = np.arange(44_100 * 3) / 44_100
+    path = tmp_path / "tone-44k.wav"
+    soundfile.write(str(path), (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), 44_100)
+    whole = _decoded(path)
+    assert abs(len(whole) - 3 * 48_000) <= 1
+    np.testing.assert_allclose(_decoded(path, block_seconds=0.5), whole, atol=1e-6)
