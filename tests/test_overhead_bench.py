@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from birdnet_edge.audio.decode import iter_audio
-from birdnet_edge.bench.overhead import daemon_run, thread_cpu, write_wav
+from birdnet_edge.bench.overhead import daemon_run, flac_cli_seconds, thread_cpu, write_wav
 from birdnet_edge.store import connect
 
 
@@ -48,6 +48,8 @@ def test_a_pipeline_only_run_scores_every_window_and_names_the_threads(
     assert {"replay", "inference", "sqlite-writer"} <= set(run.threads)
     assert all(seconds >= 0 for seconds in run.threads.values())
     assert sum(run.threads.values()) <= run.cpu * 1.05 + 0.05  # parts never exceed the whole
+    assert 0 < run.model_cpu < run.cpu  # the model's calls are timed inside the run
+    assert run.events >= 1
     assert run.rss
     assert all(mb > 0 for mb in run.rss)
     conn = connect(db)  # the constant logits made detections, written as usual
@@ -55,3 +57,14 @@ def test_a_pipeline_only_run_scores_every_window_and_names_the_threads(
         assert conn.execute("SELECT count(*) FROM detections").fetchone()[0] >= 1
     finally:
         conn.close()
+
+
+def test_the_flac_reference_is_only_for_flac_files(soundscape: Path, tmp_path: Path) -> None:
+    import shutil
+
+    wav = tmp_path / "soundscape.wav"
+    write_wav(soundscape, wav)
+    assert flac_cli_seconds(wav) is None
+    seconds = flac_cli_seconds(soundscape)
+    assert (seconds is None) == (shutil.which("flac") is None)
+    assert seconds is None or 0 < seconds < 60

@@ -112,6 +112,7 @@ class DaemonRun:
 
     cpu: float = 0.0
     windows: int = 0
+    events: int = 0
     rss: list[float] = field(default_factory=list)
     model_file_mb: float = 0.0  # resident pages of the model file, at the last RSS sample
     model_cpu: float = 0.0  # CPU seconds the inference thread spent in the model's calls
@@ -128,6 +129,7 @@ def daemon_run(  # noqa: PLR0917 - a benchmark's knobs
     db: Path,
     *,
     without_model: bool = False,
+    min_confidence: float = 0.25,
     poll: float = 0.02,
 ) -> DaemonRun:
     """The whole daemon replaying ``audio`` ``repeat`` times at full speed.
@@ -141,7 +143,7 @@ def daemon_run(  # noqa: PLR0917 - a benchmark's knobs
     """
     cfg = Config(
         model=ModelConfig(dir=model_dir, file=model_file, threads=threads),
-        analysis=AnalysisConfig(min_confidence=0.25),
+        analysis=AnalysisConfig(min_confidence=min_confidence),
         database=DatabaseConfig(path=db),
         mqtt=MQTTConfig(enabled=port is not None, host="127.0.0.1", port=port or 1883),
     )
@@ -187,6 +189,7 @@ def daemon_run(  # noqa: PLR0917 - a benchmark's knobs
     bench = time.thread_time() - polling  # this loop's own cost, not the daemon's
     run.cpu = time.process_time() - cpu - bench
     run.windows = daemon.listener.stats.windows
+    run.events = daemon.listener.stats.events
     for tid, seconds in last.items():
         if tid in mine:
             continue
@@ -233,6 +236,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="plays of the file per run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the runs")
     parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.25,
+        help="detection threshold of the daemon runs (0.25: many detections; daemon default 0.7)",
+    )
+    parser.add_argument(
         "--soak-hours",
         type=float,
         default=0.0,
@@ -251,6 +260,7 @@ def main() -> None:
             _soak(args, port, db, model)
             return
         knobs = (args.audio, args.model_dir, args.model_file, args.threads, args.repeat, port)
+        threshold = args.min_confidence
         # The same audio as 16-bit WAV: replay without decompression, as close as a file
         # gets to a microphone's cost.
         wav = Path(tmp) / f"{args.audio.stem}.wav"
@@ -263,8 +273,10 @@ def main() -> None:
         for i in range(args.rounds):  # interleaved, so a slow spell of the machine hits all
             cpu, windows = bare_invoke_cpu(args.audio, model, args.threads, args.repeat)
             bare.append(cpu / windows)
-            full.append(daemon_run(*knobs, Path(tmp) / f"full-{i}.db"))
-            full_wav.append(daemon_run(*wav_knobs, Path(tmp) / f"wav-{i}.db"))
+            full.append(daemon_run(*knobs, Path(tmp) / f"full-{i}.db", min_confidence=threshold))
+            full_wav.append(
+                daemon_run(*wav_knobs, Path(tmp) / f"wav-{i}.db", min_confidence=threshold)
+            )
             pipe.append(daemon_run(*knobs, Path(tmp) / f"pipe-{i}.db", without_model=True))
     _report(args, model, port, bare, {args.audio.suffix: full, ".wav": full_wav}, pipe)
 
@@ -292,7 +304,8 @@ def _report(  # noqa: PLR0917 - the runs to report
     print(
         f"{args.rounds} rounds of {args.repeat} plays of {args.audio.name} "
         f"({full[0].windows} windows), {model.name}, {args.threads} thread(s), batch {BATCH}, "
-        f"MQTT {'to a local broker' if port else 'off (mosquitto not installed)'}; "
+        f"MQTT {'to a local broker' if port else 'off (mosquitto not installed)'}, "
+        f"min_confidence {args.min_confidence:g} ({full[0].events} detection events); "
         "CPU time per window, medians of the rounds:"
     )
     print(f"bare invoke():  {1000 * invoke:6.2f} ms   (rounds: {_ms(bare)})")
