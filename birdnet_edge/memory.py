@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from pathlib import Path
 
 _MADV_DONTNEED = 4
@@ -18,14 +19,13 @@ _MADV_DONTNEED = 4
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(None, use_errno=True)
-    except OSError:
+    except (OSError, TypeError):  # TypeError: no C library to load by None (Windows)
         return None
 
 
 def release_mapped_file(path: Path) -> int:
     """``madvise(MADV_DONTNEED)`` every mapping of ``path`` in this process (Linux only)."""
     target = str(Path(path).resolve())
-    libc = _libc()
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             spans = [
@@ -35,6 +35,7 @@ def release_mapped_file(path: Path) -> int:
             ]
     except OSError:
         return 0
+    libc = _libc()
     if libc is None:
         return 0
     madvise = libc.madvise
@@ -44,6 +45,24 @@ def release_mapped_file(path: Path) -> int:
         if madvise(lo, hi - lo, _MADV_DONTNEED) == 0:
             released += hi - lo
     return released
+
+
+def mapped_mb(path: str | os.PathLike[str]) -> float:
+    """Resident MB of this process's mappings of the file ``path`` (Linux), else NaN."""
+    target = os.path.realpath(path)
+    total_kb = 0
+    current = ""
+    try:
+        with open("/proc/self/smaps", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                head = line.split(maxsplit=5)
+                if head and not head[0].endswith(":"):  # a mapping's header line
+                    current = head[5].rstrip("\n") if len(head) > 5 else ""
+                elif head and head[0] == "Rss:" and current == target:
+                    total_kb += int(head[1])
+    except OSError:
+        return float("nan")
+    return total_kb / 1024
 
 
 def trim_heap() -> bool:

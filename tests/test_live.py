@@ -184,6 +184,7 @@ def test_the_loop_sleeps_until_a_window_is_due_in_real_time(
     stop = _CountingStop()
     listener.run(stop)
     assert listener.stats.windows == 2  # 0-3 s and 3-6 s; the 0.5 s tail is too short
-    # Waking on a fixed 20 ms tick took about 325 turns for these 6.5 s; sleeping until the
-    # next window can be complete (at most 1 s at a time) takes a handful per window.
-    assert stop.waits < 40, f"{stop.waits} waits for 6.5 s of audio"
+    # Waking on a fixed 20 ms tick took 319 turns for these 6.5 s; sleeping until the next
+    # window can be complete (at most 1 s at a time) takes about 10 a window. The bound
+    # leaves room for a late replay thread on a loaded machine (each 20 ms late is a turn).
+    assert stop.waits < 100, f"{stop.waits} waits for 6.5 s of audio"

@@ -21,10 +21,9 @@ class RingBuffer:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = int(capacity)
-        self._data = np.zeros(self.capacity, dtype=np.float32)
-        # Touch every page now: the first lap's page faults would otherwise land in the audio
-        # callback (np.zeros maps its pages lazily).
-        self._data.fill(0.0)
+        # Written now, so every page is in memory: the first lap's page faults would otherwise
+        # land in the audio callback (np.zeros maps its pages lazily).
+        self._data = np.full(self.capacity, 0.0, dtype=np.float32)
         #: Samples written since the start (only the producer changes it, after copying).
         self.written = 0
         #: Where the write in progress ends: set before copying, so a reader can tell that

@@ -22,7 +22,7 @@ import numpy as np
 from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.audio.ring import FloatArray, RingBuffer
 from birdnet_edge.errors import AudioError
-from birdnet_edge.model.files import SAMPLE_RATE
+from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -65,6 +65,11 @@ class Source(Protocol):
     clock: SampleClock
     stats: SourceStats
 
+    @property
+    def block_seconds(self) -> float | None:
+        """Audio arrives in blocks this long (a sound card's); None when it arrives as fast as
+        it can be read (a file replayed at full speed)."""
+
     def start(self) -> None:
         """Begin delivering audio (may keep retrying in the background)."""
 
@@ -80,6 +85,9 @@ class Source(Protocol):
 
     def stop(self) -> None:
         """Stop delivering audio."""
+
+
+REPLAY_BLOCK = SAMPLE_RATE // 10  # samples per write of a real-time replay, like a sound card
 
 
 class FileSource:
@@ -103,6 +111,7 @@ class FileSource:
         self.repeat = repeat
         self.ring = ring
         self.fast = fast
+        self.block_seconds: float | None = None if fast else REPLAY_BLOCK / SAMPLE_RATE
         self.clock = SampleClock()
         self.stats = SourceStats()
         self.start_time = time.time() if start_time is None else start_time
@@ -124,8 +133,9 @@ class FileSource:
 
     def _run(self) -> None:
         t0 = time.monotonic()
-        # Real time comes in a sound card's 0.1 s blocks; full speed in the decoder's 1 s.
-        block = SAMPLE_RATE if self.fast else SAMPLE_RATE // 10
+        # Real time comes in a sound card's 0.1 s blocks; full speed in the decoder's 1 s, as
+        # long as a window and a block fit in the ring.
+        block = min(SAMPLE_RATE, self.ring.capacity - WINDOW_SAMPLES) if self.fast else REPLAY_BLOCK
         try:
             chunks = iter(()) if self._first is None else _chain(self._first, self._chunks)
             for _ in range(self.repeat - 1):
@@ -195,7 +205,7 @@ class MicrophoneSource:
     ``stall_seconds``, is (re)opened with backoff while the daemon keeps running.
     """
 
-    BLOCK_SECONDS = 0.1
+    block_seconds = 0.1
     MAX_BACKOFF = 30.0
     CLOCK_CHECK = 60.0  # seconds between drift checks of the sample clock
     CLOCK_TOLERANCE = 0.5  # seconds of drift (more than block jitter) before re-anchoring
@@ -328,7 +338,7 @@ class MicrophoneSource:
                 channels=channels,
                 samplerate=rate,
                 dtype="float32",
-                blocksize=int(rate * self.BLOCK_SECONDS),
+                blocksize=int(rate * self.block_seconds),
                 callback=self._callback,
             )
             self._last_callback = 0.0
@@ -379,7 +389,7 @@ class MicrophoneSource:
     def _prepare(self, rate: int, channels: int) -> None:
         import soxr
 
-        block = int(rate * self.BLOCK_SECONDS)
+        block = int(rate * self.block_seconds)
         self._scratch = np.zeros(block * 4, dtype=np.float32)  # PortAudio may send more
         if rate == SAMPLE_RATE:
             self._capture, self._resampler = None, None

@@ -34,7 +34,7 @@ import numpy as np
 from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.windows import Windower, make_batch
-from birdnet_edge.bench import mapped_mb, rss_mb
+from birdnet_edge.bench import rss_mb
 from birdnet_edge.config import (
     AnalysisConfig,
     Config,
@@ -43,6 +43,7 @@ from birdnet_edge.config import (
     MQTTConfig,
 )
 from birdnet_edge.listener import MAX_BATCH
+from birdnet_edge.memory import mapped_mb
 from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import NUM_CLASSES, SAMPLE_RATE, ModelPaths
 from birdnet_edge.model.runtime import FloatArray
@@ -201,7 +202,16 @@ def daemon_run(  # noqa: PLR0917 - a benchmark's knobs
 def _soak(args: argparse.Namespace, port: int | None, db: Path, model: Path) -> None:
     plays = max(1, round(args.soak_hours * 3600 / 120))
     t0 = time.monotonic()
-    run = daemon_run(args.audio, args.model_dir, args.model_file, args.threads, plays, port, db)
+    run = daemon_run(
+        args.audio,
+        args.model_dir,
+        args.model_file,
+        args.threads,
+        plays,
+        port,
+        db,
+        min_confidence=args.min_confidence,
+    )
     size = model.stat().st_size / 1e6
     print(
         f"soak: {run.windows} windows ({run.windows * 3 / 3600:.1f} h of audio) with "
