@@ -117,9 +117,7 @@ def _add_model_parser(sub: Any) -> None:
     m.set_defaults(handler=cmd_model_info)
     m = msub.add_parser("optimize", help="write the exact, faster FP32 variant (checked first)")
     _add_config(m)
-    m.add_argument("--model-dir", type=Path, help="model directory")
-    m.add_argument("--runtime", choices=("auto", "litert", "tflite-runtime"))
-    m.add_argument("--threads", type=int, help="interpreter threads (0 = one per core)")
+    _add_model_options(m, choose_model=False)  # it always derives from the FP32 original
     m.add_argument("--audio", type=Path, help="a real recording to include in the check")
     m.set_defaults(handler=cmd_model_optimize)
     p.set_defaults(handler=lambda _a: _usage(p))
@@ -187,14 +185,15 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", type=Path, help="config file (YAML)")
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _add_model_options(p: argparse.ArgumentParser, *, choose_model: bool = True) -> None:
     p.add_argument("--model-dir", type=Path, help="model directory")
-    p.add_argument("--model-file", help="audio model file name in the model directory")
-    p.add_argument(
-        "--variant",
-        choices=("auto", "original", "optimized"),
-        help="FP32 model variant (auto: the optimised one once accepted)",
-    )
+    if choose_model:
+        p.add_argument("--model-file", help="audio model file name in the model directory")
+        p.add_argument(
+            "--variant",
+            choices=("auto", "original", "optimized"),
+            help="FP32 model variant (auto: the optimised one once accepted)",
+        )
     p.add_argument("--runtime", choices=("auto", "litert", "tflite-runtime"))
     p.add_argument("--threads", type=int, help="interpreter threads (0 = one per core)")
 
