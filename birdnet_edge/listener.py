@@ -97,7 +97,7 @@ class Listener:
                 ended = self.source.poll()
                 gap = self.source.gap()
                 if gap is not None and gap != self.windower.next_start:
-                    self.windower.restart_at(gap)  # a partial window before a gap is not scored
+                    self._resume_after(gap)
                 if self._new_overlap is not None:
                     self.windower.set_overlap(self._new_overlap)
                     self._new_overlap = None
@@ -120,6 +120,14 @@ class Listener:
         finally:
             self.source.stop()
             self._emit(self.tracker.close_all())
+
+    def _resume_after(self, gap: int) -> None:
+        """Audio restarted at sample ``gap``: score the complete windows still waiting before
+        it (the model may be behind), then go on from the gap. A partial window before the
+        gap has no audio to complete it and is not scored."""
+        while spans := self.windower.take(self.batch, until=gap):
+            self._process(spans)
+        self.windower.restart_at(gap)
 
     def _wait_seconds(self) -> float:
         """How long to sleep before looking at the ring again (see POLL_SECONDS)."""

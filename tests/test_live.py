@@ -15,7 +15,7 @@ import pytest
 
 from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.audio.ring import RingBuffer
-from birdnet_edge.audio.sources import FileSource
+from birdnet_edge.audio.sources import FileSource, SampleClock, SourceStats
 from birdnet_edge.build import load_detector
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.detector import Detector, Thresholds, scan
@@ -188,3 +188,57 @@ def test_the_loop_sleeps_until_a_window_is_due_in_real_time(
     # window can be complete (at most 1 s at a time) takes about 10 a window. The bound
     # leaves room for a late replay thread on a loaded machine (each 20 ms late is a turn).
     assert stop.waits < 100, f"{stop.waits} waits for 6.5 s of audio"
+
+
+class _ReopenedMicrophone:
+    """A microphone whose stream broke and was reopened while the model was behind: 12 s of
+    audio wait in the ring, then 3 s more arrive after a gap. (The break cannot be timed
+    against a real stream, so this stands in for the PortAudio source.)"""
+
+    block_seconds = None
+    running = True
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.ring = RingBuffer(48_000 * 20)
+        self.clock = SampleClock()
+        self.stats = SourceStats()
+        self.audio = audio
+        self.turns = 0
+        self._gap: int | None = None
+
+    def start(self) -> None:
+        self.clock.anchor(0, 0.0)
+        self.ring.write(self.audio[: 12 * 48_000])
+
+    def poll(self) -> bool:
+        self.turns += 1
+        if self.turns == 2:  # reopened: new audio after a gap at 12 s
+            self._gap = self.ring.written
+            self.clock.anchor(self._gap, 100.0)
+            self.ring.write(self.audio[12 * 48_000 : 15 * 48_000])
+        return self.turns >= 3
+
+    def gap(self) -> int | None:
+        gap, self._gap = self._gap, None
+        return gap
+
+    def stop(self) -> None:
+        pass
+
+
+def test_windows_waiting_before_a_gap_are_scored_before_the_restart(
+    soundscape: Path, detector: Detector
+) -> None:
+    source = _ReopenedMicrophone(np.concatenate(list(iter_audio(soundscape))))
+    context = DetectionContext("test", None, None, "m", "FP32", 1.0, 0.0, 0.25)
+    starts: list[int] = []
+    listener = Listener(
+        source,
+        detector,
+        EventTracker(context, gap_seconds=0.0),
+        [],
+        on_batch=lambda scored: starts.extend(w.span.start // 48_000 for w in scored),
+    )
+    listener.run(threading.Event())
+    assert starts == [0, 3, 6, 9, 12]  # before the fix the gap skipped the windows at 6 and 9 s
+    assert listener.windower.dropped_samples == 0

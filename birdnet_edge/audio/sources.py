@@ -171,9 +171,10 @@ class FileSource:
         return not self._stop.is_set()
 
     def poll(self) -> bool:
+        done = self._done.is_set()  # first: the reader sets error before done
         if self.error is not None:
             raise self.error
-        return self._done.is_set()
+        return done
 
     def gap(self) -> int | None:
         return None

@@ -58,15 +58,18 @@ class Windower:
         """Samples still to be written before the next window is complete (0 once it is)."""
         return max(0, self.next_start + WINDOW_SAMPLES - self.ring.written)
 
-    def take(self, out: FloatArray, *, final: bool = False) -> list[WindowSpan]:
+    def take(
+        self, out: FloatArray, *, final: bool = False, until: int | None = None
+    ) -> list[WindowSpan]:
         """Copy up to ``len(out)`` ready windows into the rows of ``out``.
 
         With ``final=True`` the stream has ended, and the padded tail windows are cut too.
+        ``until`` cuts only windows that end by that sample (the audio before a gap).
         Windows whose audio was already overwritten in the ring are skipped and counted in
         :attr:`dropped_samples`.
         """
         spans: list[WindowSpan] = []
-        end = self.ring.written
+        end = self.ring.written if until is None else min(until, self.ring.written)
         while len(spans) < len(out):
             if final and self._last_end >= end:
                 break  # the last window cut already reached the end of the stream
