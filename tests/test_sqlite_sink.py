@@ -26,12 +26,14 @@ from birdnet_edge.model.labels import Label
 from birdnet_edge.sinks import Sink
 from birdnet_edge.sinks.sqlite import (
     SCHEMA_VERSION,
+    Pruned,
     SQLiteSink,
     default_db_path,
     event_row,
     open_database,
     prune_step,
     used_bytes,
+    utc_text,
 )
 
 CONTEXT = DetectionContext(
@@ -629,9 +631,9 @@ def test_prune_step_deletes_in_small_batches(db: Path) -> None:
     _insert(db, [make_event(start=now - dt.timedelta(days=100, seconds=i)) for i in range(1200)])
     conn = open_database(db)
     try:
-        assert prune_step(conn, 30, 0, now=now) is True
+        assert prune_step(conn, 30, 0, now=now) == Pruned(events=500, messages=0, more=True)
         assert conn.execute("SELECT count(*) FROM detections").fetchone()[0] == 700
-        while prune_step(conn, 30, 0, now=now):
+        while prune_step(conn, 30, 0, now=now).more:
             pass
         assert conn.execute("SELECT count(*) FROM detections").fetchone()[0] == 0
     finally:
@@ -656,3 +658,59 @@ def test_retention_by_size_drops_the_oldest_and_shrinks_the_file(db: Path) -> No
     assert 0 < len(left) < len(events)
     assert [r["id"] for r in left] == [e.id for e in events[-len(left) :]], "oldest go first"
     assert db.stat().st_size < before / 2, "free pages are given back to the file system"
+
+
+def _outbox(db: Path, events: list[DetectionEvent], delay: dt.timedelta) -> None:
+    """Undelivered MQTT messages for ``events``, each made ``delay`` after its event began."""
+    conn = open_database(db)
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO outbox (event_id, payload, created_utc) VALUES (?, ?, ?)",
+        [(e.id, "x" * 300, utc_text(e.start + delay)) for e in events],
+    )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_a_growing_outbox_cannot_empty_the_log_under_a_size_limit(db: Path) -> None:
+    # The broker has been away for the newer half of the log: its messages wait in the outbox.
+    # Pruning only events used to delete every detection and leave the file over its limit.
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=5)
+    events = [make_event(start=start + dt.timedelta(seconds=10 * i)) for i in range(15000)]
+    _insert(db, events)
+    _outbox(db, events[7500:], dt.timedelta(seconds=3))
+    conn = open_database(db)
+    try:
+        deleted = Pruned()
+        while (step := prune_step(conn, 0, 1)).more:
+            deleted = Pruned(deleted.events + step.events, deleted.messages + step.messages)
+        assert used_bytes(conn) <= 1024 * 1024
+        left = [r[0] for r in conn.execute("SELECT id FROM detections ORDER BY start_utc")]
+        queued = [r[0] for r in conn.execute("SELECT event_id FROM outbox ORDER BY seq")]
+    finally:
+        conn.close()
+    assert deleted.events > 7500, "the events older than every message go first"
+    assert deleted.messages > 0, "then both age out, oldest first"
+    assert len(left) > 500
+    assert left == [e.id for e in events[-len(left) :]]
+    assert queued
+    assert queued == [e.id for e in events[-len(queued) :]]
+
+
+def test_retention_by_age_also_drops_undelivered_messages(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    old = [make_event(start=now - dt.timedelta(days=40, minutes=i)) for i in range(3)]
+    recent = [make_event(start=now - dt.timedelta(days=1, minutes=i)) for i in range(2)]
+    _insert(db, old + recent)
+    _outbox(db, old + recent, dt.timedelta(seconds=3))
+    sink = SQLiteSink(db, retention_days=30, prune_interval=0.05)
+    assert _wait(lambda: len(rows(db, "SELECT seq FROM outbox")) == len(recent))
+    assert _wait(lambda: any("never acknowledged" in r.getMessage() for r in caplog.records))
+    sink.close()
+    assert {r["event_id"] for r in rows(db, "SELECT event_id FROM outbox")} == {
+        e.id for e in recent
+    }
+    warning = next(r.getMessage() for r in caplog.records if "never acknowledged" in r.getMessage())
+    assert warning.startswith("deleted 3 MQTT messages")

@@ -370,6 +370,7 @@ class SQLiteSink:
         self._last_error_log = -float("inf")
         self._next_attempt = 0.0
         self._next_prune = 0.0
+        self._pruned_messages = 0  # undelivered MQTT messages deleted in this round of pruning
         self._dropped = 0
         self.written = 0  # event states committed (for tests and statistics)
         self.commits = 0  # transactions committed
@@ -605,11 +606,20 @@ class SQLiteSink:
         if conn is None:
             return
         try:
-            more = prune_step(conn, self.retention_days, self.max_size_mb)
+            pruned = prune_step(conn, self.retention_days, self.max_size_mb)
         except sqlite3.Error as exc:
             _LOGGER.warning("retention pruning of %s failed: %s", self.path, exc)
-            more = False
-        self._next_prune = now + (0.05 if more else self.prune_interval)
+            pruned = Pruned()
+        self._pruned_messages += pruned.messages
+        if not pruned.more and self._pruned_messages:
+            _LOGGER.warning(
+                "deleted %d MQTT messages the broker never acknowledged, past "
+                "database.retention_days or database.max_size_mb: check that the MQTT broker "
+                "is reachable, or raise the limits",
+                self._pruned_messages,
+            )
+            self._pruned_messages = 0
+        self._next_prune = now + (0.05 if pruned.more else self.prune_interval)
 
 
 def used_bytes(conn: sqlite3.Connection) -> int:
@@ -620,36 +630,68 @@ def used_bytes(conn: sqlite3.Connection) -> int:
     return (pages - free) * size
 
 
+@dataclass(frozen=True)
+class Pruned:
+    """What one retention step deleted."""
+
+    events: int = 0
+    messages: int = 0  # MQTT outbox rows the broker had not acknowledged
+    more: bool = False  # there is more to do: call again soon
+
+
 def prune_step(
     conn: sqlite3.Connection,
     retention_days: int,
     max_size_mb: int,
     *,
     now: dt.datetime | None = None,
-) -> bool:
-    """Delete at most :data:`PRUNE_BATCH` of the oldest events past the limits, and give up to
-    :data:`VACUUM_PAGES` free pages back to the file system. Short, so the writer is never held
-    up for long. Returns whether there is more to do."""
-    deleted = 0
+) -> Pruned:
+    """Delete at most :data:`PRUNE_BATCH` of the oldest events or undelivered MQTT messages
+    past the limits, and give up to :data:`VACUUM_PAGES` free pages back to the file system.
+    Short, so the writer is never held up for long.
+
+    The outbox counts against the limits like the log: while the broker is away it grows by a
+    message per detection, and pruning only events would empty the log and still leave the
+    file over its size. Over the size limit, whichever of the two holds the older entry loses
+    a batch of its oldest."""
+    events = messages = 0
     if retention_days > 0:
         now = now or dt.datetime.now(dt.timezone.utc)
         cutoff = utc_text(now - dt.timedelta(days=retention_days))
-        deleted = conn.execute(
+        events = conn.execute(
             "DELETE FROM detections WHERE rowid IN (SELECT rowid FROM detections "
             "WHERE start_utc < ? ORDER BY start_utc LIMIT ?)",
             (cutoff, PRUNE_BATCH),
         ).rowcount
-    if not deleted and max_size_mb > 0 and used_bytes(conn) > max_size_mb * 1024 * 1024:
-        deleted = conn.execute(
-            "DELETE FROM detections WHERE rowid IN (SELECT rowid FROM detections "
-            "ORDER BY start_utc LIMIT ?)",
-            (PRUNE_BATCH,),
+        messages = conn.execute(
+            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
+            "WHERE created_utc < ? ORDER BY seq LIMIT ?)",
+            (cutoff, PRUNE_BATCH),
         ).rowcount
+    if not (events or messages) and max_size_mb > 0 and used_bytes(conn) > max_size_mb << 20:
+        oldest_event = conn.execute("SELECT min(start_utc) FROM detections").fetchone()[0]
+        oldest_message = conn.execute(
+            "SELECT created_utc FROM outbox ORDER BY seq LIMIT 1"
+        ).fetchone()
+        if oldest_message is not None and (
+            oldest_event is None or oldest_message[0] < oldest_event
+        ):
+            messages = conn.execute(
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                (PRUNE_BATCH,),
+            ).rowcount
+        else:
+            events = conn.execute(
+                "DELETE FROM detections WHERE rowid IN (SELECT rowid FROM detections "
+                "ORDER BY start_utc LIMIT ?)",
+                (PRUNE_BATCH,),
+            ).rowcount
     free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     vacuum = int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2
     if free and vacuum:
         # executescript steps the pragma to the end; execute would free a single page.
         conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
-    if deleted:
-        _LOGGER.debug("retention: deleted %d old events", deleted)
-    return deleted > 0 or (vacuum and free > VACUUM_PAGES)
+    if events or messages:
+        _LOGGER.debug("retention: deleted %d old events, %d old MQTT messages", events, messages)
+    more = events > 0 or messages > 0 or (vacuum and free > VACUUM_PAGES)
+    return Pruned(events, messages, more)
