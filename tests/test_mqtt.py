@@ -487,6 +487,16 @@ def test_password_without_username_is_a_config_error(
         MQTTPublisher(mqtt_cfg(broker), tmp_path / "d.db")
 
 
+@pytest.mark.parametrize("prefix", ["homeassistant/#", "+", " / "])
+def test_a_discovery_prefix_with_wildcards_is_a_config_error(
+    broker: Broker, tmp_path: Path, prefix: str
+) -> None:
+    # paho refuses such topics only on connecting, which stopped the publisher for good.
+    cfg = mqtt_cfg(broker, discovery=DiscoveryConfig(prefix=prefix))
+    with pytest.raises(ConfigError, match=r"^mqtt\.discovery\.prefix: .*\(no \+ or #\)"):
+        MQTTPublisher(cfg, tmp_path / "d.db")
+
+
 # --- the daemon end to end --------------------------------------------------------------------
 
 

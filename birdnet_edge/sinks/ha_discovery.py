@@ -35,6 +35,17 @@ def slug(name: str) -> str:
     return _NOT_ID.sub("_", ascii_name.lower()).strip("_") or "station"
 
 
+def topic_prefix(prefix: str, key: str) -> str:
+    """``prefix`` without surrounding blanks and slashes; a :class:`ConfigError` naming the
+    config ``key`` when it cannot lead a topic (empty, or wildcards paho would refuse)."""
+    clean = prefix.strip().strip("/")
+    if not clean or any(c in clean for c in "+#\0"):
+        raise ConfigError(
+            f"{key}: {prefix!r} is not a valid topic prefix: use letters, digits and / (no + or #)"
+        )
+    return clean
+
+
 @dataclass(frozen=True)
 class Topics:
     """The topics of one station."""
@@ -46,13 +57,7 @@ class Topics:
         """Topics under ``prefix`` (default ``birdnet-edge/<station slug>``)."""
         if prefix is None:
             return cls(f"birdnet-edge/{slug(station)}")
-        clean = prefix.strip().strip("/")
-        if not clean or any(c in clean for c in "+#\0"):
-            raise ConfigError(
-                f"mqtt.topic_prefix: {prefix!r} is not a valid topic prefix: "
-                "use letters, digits and / (no + or #)"
-            )
-        return cls(clean)
+        return cls(topic_prefix(prefix, "mqtt.topic_prefix"))
 
     @property
     def detection(self) -> str:

@@ -47,6 +47,7 @@ from birdnet_edge.sinks.ha_discovery import (
     discovery_messages,
     slug,
     status_topic,
+    topic_prefix,
 )
 from birdnet_edge.sinks.outbox import Outbox
 
@@ -184,6 +185,7 @@ class MQTTPublisher:
         m = cfg.mqtt
         self.cfg = cfg
         self.topics = Topics.for_station(cfg.station.name, m.topic_prefix)
+        self.discovery_prefix = topic_prefix(m.discovery.prefix, "mqtt.discovery.prefix")
         self.client_id = m.client_id or f"birdnet-edge-{slug(cfg.station.name)}"
         self.where = f"{m.host}:{m.port}"
         self.min_windows = m.min_windows
@@ -342,7 +344,7 @@ class MQTTPublisher:
 
     def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
         # Home Assistant's birth message; a retained one is old news (discovery went at connect).
-        ha_status = status_topic(self.cfg.mqtt.discovery.prefix)
+        ha_status = status_topic(self.discovery_prefix)
         if msg.topic == ha_status and msg.payload == b"online" and not msg.retain:
             self._ha_online = True
 
@@ -480,7 +482,7 @@ class MQTTPublisher:
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
         disc = self.cfg.mqtt.discovery
         if disc.enabled:
-            client.subscribe(status_topic(disc.prefix), qos=1)
+            client.subscribe(status_topic(self.discovery_prefix), qos=1)
             self._publish_discovery()
         self._state_dirty = True
         self._outbox_signal.set()
@@ -493,8 +495,7 @@ class MQTTPublisher:
         )
 
     def _publish_discovery(self) -> None:
-        disc = self.cfg.mqtt.discovery
-        for msg in discovery_messages(self.topics, self.device, disc.prefix):
+        for msg in discovery_messages(self.topics, self.device, self.discovery_prefix):
             self._client.publish(msg.topic, _dumps(msg.payload), qos=1, retain=True)
 
     def _work(self) -> None:
