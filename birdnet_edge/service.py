@@ -277,19 +277,35 @@ class Daemon:
         _LOGGER.info("range filter updated for week %d", week)
 
     def reload(self) -> None:
-        """Apply a changed config file: thresholds, filters, location, overlap, events, MQTT."""
+        """Apply a changed config file: thresholds, filters, location, overlap, events,
+        retention, MQTT (the model, audio and database file need a restart)."""
         path = self.options.config_path
         if path is None:
             _LOGGER.warning("SIGHUP ignored: the daemon was started without --config")
             return
         try:
             file_cfg = load_config(path)
-            if file_cfg.model != self._file_cfg.model or file_cfg.audio != self._file_cfg.audio:
-                _LOGGER.warning(
-                    "model and audio settings change only on restart: systemctl restart "
-                    "birdnet-edge"
+            old_file = self._file_cfg
+            fixed = [
+                key
+                for key, changed in (
+                    ("model", file_cfg.model != old_file.model),
+                    ("audio", file_cfg.audio != old_file.audio),
+                    ("database.path", file_cfg.database.path != old_file.database.path),
                 )
-            new = dataclasses.replace(file_cfg, model=self.cfg.model, audio=self.cfg.audio)
+                if changed
+            ]
+            if fixed:
+                _LOGGER.warning(
+                    "%s settings change only on restart: systemctl restart birdnet-edge",
+                    ", ".join(fixed),
+                )
+            new = dataclasses.replace(
+                file_cfg,
+                model=self.cfg.model,
+                audio=self.cfg.audio,
+                database=dataclasses.replace(file_cfg.database, path=self.cfg.database.path),
+            )
             new_thresholds = thresholds(new, self.detector.labels)
             if new.mqtt != self.cfg.mqtt or (new.mqtt.enabled and new.station != self.cfg.station):
                 self._replace_mqtt(new)  # builds the new publisher before touching the old
@@ -306,6 +322,8 @@ class Daemon:
         self.tracker.max = dt.timedelta(seconds=new.events.max_seconds)
         if new.analysis.overlap != self.cfg.analysis.overlap:
             self.listener.set_overlap(new.analysis.overlap)
+        if new.database != self.cfg.database:
+            self.sqlite.set_retention(new.database.retention_days, new.database.max_size_mb)
         self.cfg = new
         self._range_week = range_week(new)
         _LOGGER.info("config reloaded from %s", path)

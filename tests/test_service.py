@@ -178,5 +178,15 @@ def test_reload_survives_any_broken_file_and_keeps_command_line_overrides(
         assert daemon.detector.thresholds.min_confidence == 0.4
         assert daemon.detector.thresholds.allowed is not None  # the range filter is on
         assert daemon.cfg.model.dir == model_dir
+        # Retention applies at once; another database file needs a restart.
+        config.write_text(
+            f"database: {{path: {tmp_path / 'other.db'}, retention_days: 30, max_size_mb: 9}}\n"
+        )
+        caplog.clear()
+        daemon.reload()
+        assert "config reloaded" in caplog.text, caplog.text
+        assert "database.path settings change only on restart" in caplog.text
+        assert (daemon.sqlite.retention_days, daemon.sqlite.max_size_mb) == (30, 9)
+        assert daemon.cfg.database.path == tmp_path / "d.db"
     finally:
         daemon.sqlite.close()

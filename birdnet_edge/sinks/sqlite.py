@@ -405,6 +405,12 @@ class SQLiteSink:
         self._queue.put(barrier)
         return barrier.wait(timeout)
 
+    def set_retention(self, retention_days: int, max_size_mb: int) -> None:
+        """New retention limits (a config reload), checked at once."""
+        self.retention_days, self.max_size_mb = retention_days, max_size_mb
+        self._next_prune = 0.0
+        self._queue.put(threading.Event())  # wakes the writer, which may wait forever
+
     @property
     def pending(self) -> int:
         """Events waiting in memory to be written."""
