@@ -48,7 +48,7 @@ class ModelConfig:
     file: str | None = _f(
         None,
         "Audio model file name inside `dir`, e.g. an FP16 or INT8 model installed "
-        "with `model install --from`; set, it overrides `variant`.",
+        "with `model install --from`; use it with `variant: auto`.",
     )
     variant: Variant = _f(
         "auto",
@@ -176,7 +176,7 @@ class MQTTConfig:
     enabled: bool = _f(False, "Publish detections to an MQTT broker.")
     host: str = _f("localhost", "Broker host name or address.")
     port: int = _f(1883, "Broker port (8883 is usual with TLS).", lo=1, hi=65535)
-    client_id: str | None = _f(None, "MQTT client id; default birdnet-edge-<station>.")
+    client_id: str | None = _f(None, "MQTT client id; default birdnet-edge-<station slug>.")
     keepalive: int = _f(30, "Keepalive in seconds (5..3600).", lo=5, hi=3600)
     protocol: Literal["3.1.1", "5"] = _f("3.1.1", "MQTT protocol version: 3.1.1 or 5.")
     username: str | None = _f(None, "User name, if the broker wants one.")
@@ -185,7 +185,7 @@ class MQTTConfig:
         "File holding the password. Also read from $BIRDNET_EDGE_MQTT_PASSWORD or the "
         "systemd credential mqtt-password ($CREDENTIALS_DIRECTORY).",
     )
-    topic_prefix: str | None = _f(None, "Topic prefix; default birdnet-edge/<station>.")
+    topic_prefix: str | None = _f(None, "Topic prefix; default birdnet-edge/<station slug>.")
     min_windows: int = _f(
         1,
         "Publish an event once it has this many windows over threshold (1 = at once).",

@@ -128,6 +128,7 @@ install_packages() {
         say "  would run: apt-get install -y --no-install-recommends$missing"
     elif have apt-get; then
         say "installing system packages:$missing"
+        apt-get update -qq
         # shellcheck disable=SC2086  # a list of package names
         apt-get install -y --no-install-recommends $missing
     else
