@@ -229,6 +229,7 @@ class MicrophoneSource:
         self.stats = SourceStats()
         self._stream: Any = None
         self._capture: RingBuffer | None = None  # at the device rate, when resampling
+        self._capture_rate = SAMPLE_RATE
         self._resampler: Any = None
         self._moved = 0  # capture-ring samples already resampled
         self._scratch = np.zeros(0, dtype=np.float32)
@@ -271,18 +272,28 @@ class MicrophoneSource:
             if now >= self._next_try:
                 self._try_open()
             return False
+        if self._failing and self._last_callback > 0.0:
+            # Audio flows again: only now is the device back (a stream can open and stay mute).
+            self._failing = False
+            self._backoff = 1.0
+            _LOGGER.info("microphone %s is back: listening again", self._describe())
         if self._resampler is not None:
-            self._resample()
+            self._resample(now)
         self._keep_clock(now)
         last = self._last_callback or self._opened_at
         if now - last > self.stall_seconds or not self._stream.active:
-            _LOGGER.error(
+            # One error per outage; a device that opens but stays mute is retried with the
+            # same backoff as a missing one, not every stall_seconds with a new error.
+            log = _LOGGER.debug if self._failing else _LOGGER.error
+            log(
                 "microphone %s stopped delivering audio: reopening it (check the USB "
                 "connection if this repeats)",
                 self._describe(),
             )
+            self._failing = True
             self._close()
-            self._next_try = now
+            self._next_try = now + self._backoff
+            self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)
         return False
 
     def gap(self) -> int | None:
@@ -305,15 +316,23 @@ class MicrophoneSource:
         if overflowed or abs(self.clock.time_of(sample) - actual) > self.CLOCK_TOLERANCE:
             self.clock.anchor(sample, actual)
 
-    def _resample(self) -> None:
-        assert self._capture is not None
-        new = self._capture.written - self._moved
+    def _resample(self, now: float) -> None:
+        capture = self._capture
+        assert capture is not None
+        new = capture.written - self._moved
         if new <= 0:
             return
         buf = np.empty(new, dtype=np.float32)
-        if not self._capture.read(self._moved, buf):
-            self.stats.overflows += 1  # the pipeline thread fell behind the capture ring
-            self._moved = self._capture.oldest()
+        if not capture.read(self._moved, buf):
+            # The pipeline thread fell behind the capture ring: go on from the oldest sample
+            # still there, as after a gap, stamped with the time it was captured.
+            self.stats.overflows += 1
+            self._anchored_overflows = self.stats.overflows
+            self._moved = capture.oldest()
+            behind = (capture.written - self._moved) / self._capture_rate
+            self.clock.anchor(self.ring.written, time.time() - self._latency - behind)
+            self._next_clock_check = now + self.CLOCK_CHECK
+            self._gap_at = self.ring.written
             return
         self._moved += new
         self.ring.write(np.asarray(self._resampler.resample_chunk(buf), dtype=np.float32))
@@ -365,12 +384,10 @@ class MicrophoneSource:
         self._next_clock_check = time.monotonic() + self.CLOCK_CHECK
         self._gap_at = self.ring.written
         self.stats.reopens += 1
-        self._backoff = 1.0
         if self._failing or self.stats.reopens > 1:
-            _LOGGER.info("microphone %s is back: listening again", self._describe())
+            _LOGGER.debug("microphone %s reopened: waiting for audio", self._describe())
         else:
             _LOGGER.info("listening on %s at %d Hz", self._describe(), rate)
-        self._failing = False
 
     def _pick_rate(self, sd: Any, index: int, channels: int) -> int:
         if self.samplerate:
@@ -396,6 +413,7 @@ class MicrophoneSource:
             self._capture, self._resampler = None, None
         else:
             self._capture = RingBuffer(rate * 10)
+            self._capture_rate = rate
             self._moved = 0
             self._resampler = soxr.ResampleStream(
                 rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ"
