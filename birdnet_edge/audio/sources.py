@@ -9,6 +9,7 @@ stalled or lost microphone, resampling), never in the audio callback.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import threading
 import time
@@ -137,9 +138,9 @@ class FileSource:
         # long as a window and a block fit in the ring.
         block = min(SAMPLE_RATE, self.ring.capacity - WINDOW_SAMPLES) if self.fast else REPLAY_BLOCK
         try:
-            chunks = iter(()) if self._first is None else _chain(self._first, self._chunks)
-            for _ in range(self.repeat - 1):
-                chunks = _chain_iters(chunks, iter_audio(self.path, block_seconds=1.0))
+            first = [] if self._first is None else [self._first]
+            replays = (iter_audio(self.path, block_seconds=1.0) for _ in range(self.repeat - 1))
+            chunks = itertools.chain(first, self._chunks, itertools.chain.from_iterable(replays))
             for chunk in chunks:
                 for i in range(0, len(chunk), block):
                     piece = chunk[i : i + block]
@@ -184,16 +185,6 @@ class FileSource:
         self.ring.room_freed.set()  # wake a reader waiting for room
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
-
-
-def _chain(first: FloatArray, rest: Iterator[FloatArray]) -> Iterator[FloatArray]:
-    yield first
-    yield from rest
-
-
-def _chain_iters(a: Iterator[FloatArray], b: Iterator[FloatArray]) -> Iterator[FloatArray]:
-    yield from a
-    yield from b
 
 
 class MicrophoneSource:

@@ -52,6 +52,10 @@ class Outbox:
                 check_same_thread=False,  # opened by start(), used by the publisher thread
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            # An acknowledgement's DELETE need not reach the disk at once: lost in a power cut,
+            # its message is only sent again (delivery is at least once). Without an fsync per
+            # acknowledgement the publisher costs a third of the CPU per detection.
+            conn.execute("PRAGMA synchronous = NORMAL")
             self._conn = conn
         return self._conn
 
