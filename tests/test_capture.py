@@ -125,6 +125,23 @@ def test_device_loss_and_return(
         assert daemon.stop() == 0
 
 
+def test_a_setting_the_device_refuses_is_named_without_the_plug_in_hint(
+    pulse: PulseServer, model_dir: Path, tmp_path: Path
+) -> None:
+    # (PulseAudio accepts every sample rate the config allows, so only the channel is tried.)
+    message = "audio.channel 99 does not exist on 'pulse'"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"model: {{dir: {model_dir}}}\naudio: {{device: pulse, channel: 99}}\n")
+    daemon = Daemon(["-c", str(config)], pulse.env)
+    try:
+        daemon.wait_for(message, timeout=60)
+        line = next(line for line in daemon.err if message in line)
+        assert "plug in the microphone" not in line, line
+        assert "retrying in the background" in line
+    finally:
+        assert daemon.stop() == 0
+
+
 def test_missing_device_at_start_keeps_the_daemon_up(model_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(f"model: {{dir: {model_dir}}}\naudio: {{device: no-such-microphone}}\n")

@@ -343,6 +343,8 @@ class MicrophoneSource:
             _check_channel(self.channel, available, str(info["name"]))
             channels = open_channels(available, self.channel)
             rate = self._pick_rate(sd, index, channels)
+            if self.samplerate:
+                _check_rate(sd, index, channels, self.samplerate, str(info["name"]))
             self._prepare(rate, channels)
             stream = sd.InputStream(
                 device=index,
@@ -358,11 +360,13 @@ class MicrophoneSource:
             if stream is not None:
                 stream.close(ignore_errors=True)
             if not self._failing:
-                _LOGGER.error(
-                    "%s; retrying in the background (plug in the microphone or set "
-                    "audio.device; `birdnet-edge devices` lists them)",
-                    _one_line(exc),
+                hint = (
+                    ""  # the message names the setting and its fix
+                    if isinstance(exc, AudioSettingError)
+                    else " (plug in the microphone or set audio.device; `birdnet-edge devices` "
+                    "lists them)"
                 )
+                _LOGGER.error("%s; retrying in the background%s", _one_line(exc), hint)
             self._failing = True
             self._next_try = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)
@@ -438,12 +442,26 @@ def open_channels(available: int, channel: int | None) -> int:
     return available if available <= 8 else 1
 
 
+class AudioSettingError(AudioError):
+    """The device is there but refuses a configured ``audio.*`` setting."""
+
+
 def _check_channel(channel: int | None, channels: int, name: str) -> None:
     if channel is not None and channel >= channels:
-        raise AudioError(
+        raise AudioSettingError(
             f"audio.channel {channel} does not exist on {name!r}, which has {channels} input "
             f"channels: use 0..{channels - 1}"
         )
+
+
+def _check_rate(sd: Any, index: int, channels: int, rate: int, name: str) -> None:
+    try:
+        sd.check_input_settings(device=index, channels=channels, samplerate=rate, dtype="float32")
+    except (sd.PortAudioError, ValueError) as exc:
+        raise AudioSettingError(
+            f"audio.samplerate {rate} is refused by {name!r} ({_one_line(exc)}): remove "
+            "audio.samplerate to capture at 48 kHz or the device's own rate"
+        ) from None
 
 
 def _sounddevice() -> Any:
