@@ -24,14 +24,14 @@ from birdnet_edge.sinks import Sink
 
 _LOGGER = logging.getLogger(__name__)
 
-#: How long the loop sleeps between looks at the ring: until shortly before the next window
-#: can be complete (audio arrives in the source's blocks, so the ring can trail the clock by
-#: one block), then in POLL_SECONDS steps until its last block is in; a file replayed at full
-#: speed is looked at every POLL_SECONDS. Waking on a fixed 20 ms tick instead cost as much
-#: CPU as the optimised model itself in real time (150 turns a window); MAX_WAIT keeps the
-#: source's housekeeping (reopening a lost microphone, resampling, stall checks) and the
-#: watchdog heartbeat going.
+#: How long the loop sleeps between looks at the ring: until the block that completes the next
+#: window is due (the last block's arrival plus whole blocks, and ARRIVAL_MARGIN for jitter),
+#: then in POLL_SECONDS steps until it is in; a file replayed at full speed is looked at every
+#: POLL_SECONDS. Waking on a fixed 20 ms tick instead cost as much CPU as the optimised model
+#: itself in real time (150 turns a window); MAX_WAIT keeps the source's housekeeping
+#: (reopening a lost microphone, resampling, stall checks) and the watchdog heartbeat going.
 POLL_SECONDS = 0.02
+ARRIVAL_MARGIN = 0.01
 MAX_WAIT = 1.0
 #: Windows run together when the model is behind. Measured (LiteRT 2.1.6, FP32, 2 threads,
 #: ms per window at batch 1/2/4/8/16: 41.6/35.2/33.7/34.4/33.3) while each extra window in a
@@ -134,7 +134,13 @@ class Listener:
         block = self.source.block_seconds
         if block is None:
             return POLL_SECONDS
-        due = self.windower.samples_until_ready() / SAMPLE_RATE - block
+        need = self.windower.samples_until_ready()
+        last = self.source.last_block
+        if need == 0 or last <= 0.0:  # complete, or no audio yet: the ring trails by a block
+            due = need / SAMPLE_RATE - block
+        else:
+            blocks = -(-need // max(1, round(block * SAMPLE_RATE)))  # ceil
+            due = last + blocks * block + ARRIVAL_MARGIN - time.monotonic()
         return min(MAX_WAIT, max(POLL_SECONDS, due))
 
     def _process(self, spans: list[WindowSpan]) -> None:

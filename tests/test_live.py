@@ -196,6 +196,7 @@ class _ReopenedMicrophone:
     against a real stream, so this stands in for the PortAudio source.)"""
 
     block_seconds = None
+    last_block = 0.0
     running = True
 
     def __init__(self, audio: np.ndarray) -> None:

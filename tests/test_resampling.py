@@ -18,7 +18,7 @@ RATE = 44_100
 
 def _source() -> tuple[MicrophoneSource, RingBuffer]:
     source = MicrophoneSource(RingBuffer(48_000 * 30))
-    source._prepare(RATE, 1)
+    source._prepare(RATE, RATE // 10)
     assert source._capture is not None
     return source, source._capture
 

@@ -14,7 +14,7 @@ import soundfile
 
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource, SampleClock, SourceStats
-from birdnet_edge.listener import MAX_WAIT, POLL_SECONDS, Listener
+from birdnet_edge.listener import ARRIVAL_MARGIN, MAX_WAIT, POLL_SECONDS, Listener
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
 
 
@@ -24,6 +24,7 @@ class _Ring:
 
     ring: RingBuffer
     block_seconds: float | None
+    last_block: float = 0.0
     clock: SampleClock = field(default_factory=SampleClock)
     stats: SourceStats = field(default_factory=SourceStats)
 
@@ -35,20 +36,29 @@ def _listener(block: float | None) -> tuple[Listener, RingBuffer]:
 
 
 @pytest.mark.parametrize(
-    ("have_seconds", "expected"),
+    ("block", "have_seconds", "expected"),
     [
-        (0.0, MAX_WAIT),  # 3 s to go: at most MAX_WAIT at a time
-        (2.5, 0.4),  # 0.5 s to go, woken one 0.1 s block early
-        (2.95, POLL_SECONDS),  # inside the last block: short steps
-        (3.0, POLL_SECONDS),  # complete (the loop takes it before it would wait)
+        (0.1, 0.0, MAX_WAIT),  # 3 s to go: at most MAX_WAIT at a time
+        (0.1, 2.5, 0.5 + ARRIVAL_MARGIN),  # five more blocks, due 0.5 s after the last one
+        (0.1, 2.95, 0.1 + ARRIVAL_MARGIN),  # the next block completes it
+        (0.1, 3.0, POLL_SECONDS),  # complete (the loop takes it before it would wait)
+        (0.5, 2.5, 0.5 + ARRIVAL_MARGIN),  # one 0.5 s block to go
+        (0.5, 1.5, MAX_WAIT),  # three blocks (1.5 s) to go: capped
     ],
 )
-def test_a_realtime_source_is_looked_at_when_its_next_window_is_due(
-    have_seconds: float, expected: float
+def test_a_realtime_source_is_looked_at_when_the_block_completing_a_window_is_due(
+    block: float, have_seconds: float, expected: float
 ) -> None:
-    listener, ring = _listener(block=0.1)
+    listener, ring = _listener(block)
     ring.write(np.zeros(round(have_seconds * SAMPLE_RATE), dtype=np.float32))
-    assert listener._wait_seconds() == pytest.approx(expected)
+    listener.source.last_block = time.monotonic()  # type: ignore[misc]
+    assert listener._wait_seconds() == pytest.approx(expected, abs=0.005)
+
+
+def test_before_the_first_block_the_wait_assumes_the_ring_is_a_block_behind() -> None:
+    listener, ring = _listener(0.1)
+    ring.write(np.zeros(round(2.5 * SAMPLE_RATE), dtype=np.float32))
+    assert listener._wait_seconds() == pytest.approx(0.4)
 
 
 def test_a_full_speed_replay_is_looked_at_every_step() -> None:
