@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,14 +35,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # now, not at exit: a reader that has gone (`| head`) ends quietly
     except BirdnetEdgeError as exc:
         print(f"birdnet-edge: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `birdnet-edge log | head`
+        # Python flushes stdout again at exit, into the closed pipe: point it at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a file or folder the command needs: name it and the cause
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = exc.strerror or type(exc).__name__
+        print(
+            f"birdnet-edge: error: {where}{reason}: check the path, its permissions and the "
+            "free space",
+            file=sys.stderr,
+        )
+        return 2
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +239,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from birdnet_edge.analyze import analyze_file, write_csv, write_raven
     from birdnet_edge.build import load_detector
     from birdnet_edge.config import build
+    from birdnet_edge.paths import check_output, written_whole
 
     cfg = _config_with(args)
     overlap = args.overlap if args.overlap is not None else cfg.analysis.overlap
@@ -257,8 +272,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         filters = dataclasses.replace(filters, range_filter=True)
     cfg = dataclasses.replace(cfg, analysis=analysis, station=station, filters=filters)
     for f in args.files:
+        if f.is_dir():
+            raise BirdnetEdgeError(f"{f} is a folder: give the audio files in it, e.g. {f}/*.wav")
         if not f.is_file():
             raise BirdnetEdgeError(f"audio file {f} does not exist: check the path")
+    if args.output:
+        check_output(args.output)
     detector = load_detector(cfg)
     write = write_raven if args.format == "raven" else write_csv
     progress = sys.stderr.isatty()
@@ -268,10 +287,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             yield from analyze_file(f, detector, overlap, progress=progress)
 
     if args.output:
-        tmp = args.output.with_name(args.output.name + ".part")
-        with tmp.open("w", encoding="utf-8", newline="") as out:
+        with written_whole(args.output) as out:
             n = write(rows(), out)
-        tmp.replace(args.output)
         _LOGGER.info("%d detections written to %s", n, args.output)
     else:
         write(rows(), sys.stdout)

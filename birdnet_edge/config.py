@@ -232,6 +232,8 @@ def load_config(path: Path | str | None) -> Config:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text: save it as UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -280,7 +282,8 @@ def _convert(  # noqa: PLR0912 - one branch per supported type reads best
         (inner,) = [a for a in args if a is not type(None)]
         return _convert(inner, value, key, meta, base)
     if dataclasses.is_dataclass(tp):
-        return build(typing.cast(type[Any], tp), value, key, base=base)
+        # A section whose keys are all commented out is empty in YAML: its defaults hold.
+        return build(typing.cast(type[Any], tp), {} if value is None else value, key, base=base)
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices and str(value) in choices:  # `protocol: 5` in YAML is a number

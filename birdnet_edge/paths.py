@@ -1,9 +1,15 @@
-"""Default locations, following the XDG base directory spec (and systemd's directories)."""
+"""Default locations, following the XDG base directory spec (and systemd's directories), and
+output files written whole or not at all."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
+
+from birdnet_edge.errors import BirdnetEdgeError
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -35,3 +41,33 @@ def default_config_path() -> Path:
     if conf:
         return Path(conf.split(":")[0]) / "config.yaml"
     return _xdg("XDG_CONFIG_HOME", ".config") / "birdnet-edge" / "config.yaml"
+
+
+def check_output(path: Path, option: str = "--output") -> None:
+    """Fail before any work, naming the fix, when ``path`` cannot become an output file."""
+    if path.is_dir():
+        raise BirdnetEdgeError(f"{path} is a folder: give {option} a file name")
+    if not path.parent.is_dir():
+        raise BirdnetEdgeError(
+            f"folder {path.parent} does not exist: create it or choose another {option}"
+        )
+
+
+@contextmanager
+def written_whole(path: Path, option: str = "--output") -> Iterator[TextIO]:
+    """A text file that appears at ``path`` only once it is complete (through ``path.part``);
+    on any failure the partial file is removed."""
+    check_output(path, option)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as out:
+            yield out
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BirdnetEdgeError(
+            f"cannot write {path}: {exc.strerror or exc}: choose another {option}"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from birdnet_edge import store
 from birdnet_edge.errors import BirdnetEdgeError
+from birdnet_edge.paths import written_whole
 from birdnet_edge.store import Detection, Filters, SpeciesSummary
 
 # Where the systemd unit keeps the database (StateDirectory=birdnet-edge); used when the user's
@@ -202,15 +203,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.output is None:
             n = write_export(rows, fmt, sys.stdout, args.utc)
         else:
-            tmp = args.output.with_name(args.output.name + ".part")
-            try:
-                with tmp.open("w", encoding="utf-8", newline="") as out:
-                    n = write_export(rows, fmt, out, args.utc)
-                tmp.replace(args.output)
-            except OSError as exc:
-                raise BirdnetEdgeError(
-                    f"cannot write {args.output}: {exc.strerror}: choose another --output"
-                ) from None
+            with written_whole(args.output) as out:
+                n = write_export(rows, fmt, out, args.utc)
             print(f"{n} detections written to {args.output}", file=sys.stderr)
         if n == 0:
             print(empty_message(path, f, conn), file=sys.stderr)
@@ -267,9 +261,17 @@ def db_path(args: argparse.Namespace) -> Path:
     if cfg.database.path is not None:
         return cfg.database.path
     path = default_db_path()
-    if not path.exists() and SYSTEM_DB_PATH.exists():
+    if not _exists(path) and _exists(SYSTEM_DB_PATH):
         return SYSTEM_DB_PATH
     return path
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` is there; one we may not look at counts (opening it then says why)."""
+    try:
+        return path.exists()
+    except PermissionError:
+        return True
 
 
 def filters(args: argparse.Namespace, now: dt.datetime | None = None) -> Filters:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.sinks.sqlite import BUSY_TIMEOUT_MS, parse_utc, utc_text
+from birdnet_edge.sinks.sqlite import BUSY_TIMEOUT_MS, SCHEMA_VERSION, parse_utc, utc_text
 
 _COLUMNS = (
     "rowid, id, start_utc, end_utc, utc_offset_min, scientific, common, confidence, windows, "
@@ -75,8 +75,12 @@ class SpeciesSummary:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open ``path`` read-only; one-line errors for a missing or foreign file."""
-    if not path.exists():
+    """Open ``path`` read-only; one-line errors for a missing, unreadable or foreign file."""
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. a service's 0750 state directory
+        raise BirdnetEdgeError(_cannot_read(path, exc)) from None
+    if not exists:
         raise BirdnetEdgeError(
             f"no detection database at {path} yet: start the listener (`birdnet-edge run`) "
             "to create it, or give its location with --db or database.path in the config"
@@ -94,6 +98,7 @@ def connect(path: Path) -> sqlite3.Connection:
             ).fetchone()[0]
             == 2
         )
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.Error as exc:
         conn.close()
         raise BirdnetEdgeError(_cannot_read(path, exc)) from None
@@ -102,14 +107,21 @@ def connect(path: Path) -> sqlite3.Connection:
         raise BirdnetEdgeError(
             f"{path} is not a birdnet-edge detection database: check --db or database.path"
         )
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise BirdnetEdgeError(
+            f"{path} has schema version {version}, newer than this birdnet-edge reads "
+            f"({SCHEMA_VERSION}): upgrade birdnet-edge"
+        )
     return conn
 
 
-def _cannot_read(path: Path, exc: sqlite3.Error) -> str:
+def _cannot_read(path: Path, exc: sqlite3.Error | OSError) -> str:
     if "not a database" in str(exc):
         return f"{path} is not a SQLite database: check --db or database.path"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
     return (
-        f"cannot read {path}: {exc}: run as a user that may read it and its directory "
+        f"cannot read {path}: {reason}: run as a user that may read it and its directory "
         "(e.g. with sudo, or join the group that owns it)"
     )
 

@@ -68,6 +68,19 @@ def test_errors_name_the_key_path(tmp_path: Path, text: str, message: str) -> No
         load_config(_write(tmp_path, text))
 
 
+def test_a_section_with_every_key_commented_out_keeps_its_defaults(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, "mqtt:\n  # host: broker.lan\n  tls:\nstation: {name: x}\n"))
+    assert cfg.mqtt == Config().mqtt
+    assert cfg.station.name == "x"
+
+
+def test_a_config_that_is_not_utf8_says_to_save_it_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes("station: {name: G\xe4rten}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text: save it as UTF-8"):
+        load_config(path)
+
+
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"does not exist: copy config.example.yaml"):
         load_config(tmp_path / "nope.yaml")

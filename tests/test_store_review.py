@@ -9,7 +9,10 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -262,6 +265,13 @@ def test_missing_or_foreign_database_is_a_clear_error(
     sqlite3.connect(other).execute("CREATE TABLE x (y)").connection.close()
     with pytest.raises(BirdnetEdgeError, match="not a birdnet-edge detection database"):
         run_log(["log", "summary", "--db", str(other)], capsys)
+    newer = tmp_path / "newer.db"
+    SQLiteSink(newer).close()
+    with sqlite3.connect(newer) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(BirdnetEdgeError, match=r"schema version 99, .*: upgrade birdnet-edge"):
+        run_log(["log", "--db", str(newer)], capsys)
 
 
 def test_database_path_from_the_config_file(
@@ -478,3 +488,41 @@ def test_cli_log_commands(scene_db: Path) -> None:
     done = run_cli(["log", "--db", str(scene_db.parent / "nothing.db")])
     assert done.returncode == 2
     assert "no detection database" in done.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    # `birdnet-edge log export | head -1`: more output than a pipe holds, reader gone.
+    db = tmp_path / "many.db"
+    sink = SQLiteSink(db)
+    start = dt.datetime(2025, 5, 1, 9, 0, tzinfo=UTC)
+    for i in range(2000):
+        sink.handle(EventChange("opened", make_event(FINCH, start + dt.timedelta(minutes=i))))
+    assert sink.flush(30)
+    sink.close()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as in a shell
+    for args in ("log --limit 100", "log export"):  # fits in the pipe / does not
+        done = subprocess.run(
+            f"{sys.executable} -m birdnet_edge {args} --db {db} | head -1 >/dev/null; "
+            "echo ${PIPESTATUS[0]}",
+            shell=True,
+            executable="/bin/bash",
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        assert done.stdout.strip() == "0", done.stderr
+        assert "BrokenPipeError" not in done.stderr
+
+
+def test_analyze_output_problems_are_found_before_the_work(tmp_path: Path) -> None:
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"")
+    done = run_cli(["analyze", str(audio), "-o", str(tmp_path / "no" / "out.csv")])
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("does not exist: create it or choose another --output")
+    done = run_cli(["analyze", str(audio), "-o", str(tmp_path)])
+    assert "is a folder: give --output a file name" in done.stderr
+    done = run_cli(["analyze", str(tmp_path)])
+    assert "is a folder: give the audio files in it" in done.stderr
+    assert list(tmp_path.iterdir()) == [audio], "nothing is left behind"
