@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from birdnet_edge import __version__
-from birdnet_edge.config import Config, load_config
+from birdnet_edge.config import Config, ModelConfig, StationConfig, check_value, load_config
 from birdnet_edge.errors import BirdnetEdgeError, ModelError
 from birdnet_edge.logs import setup_logging
 
@@ -221,13 +221,18 @@ def _replace(section: Any, **changes: Any) -> Any:
 def _config_with(args: argparse.Namespace) -> Config:
     """The config file (or defaults) overridden by the command-line options given."""
     cfg = load_config(args.config)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        threads = check_value(ModelConfig, "threads", threads, "--threads")
     model = _replace(
         cfg.model,
         dir=getattr(args, "model_dir", None),
         file=getattr(args, "model_file", None),
         variant=getattr(args, "variant", None),
         runtime=getattr(args, "runtime", None),
-        threads=getattr(args, "threads", None),
+        threads=None
+        if threads is None
+        else check_value(ModelConfig, "threads", threads, "--threads"),
         locale=getattr(args, "locale", None)
         if isinstance(getattr(args, "locale", None), str)
         else None,
@@ -268,7 +273,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.lat is not None or args.lon is not None:
         if args.lat is None or args.lon is None:
             raise BirdnetEdgeError("--lat and --lon must be given together")
-        station = dataclasses.replace(station, latitude=args.lat, longitude=args.lon)
+        station = dataclasses.replace(
+            station,
+            latitude=check_value(StationConfig, "latitude", args.lat, "--lat"),
+            longitude=check_value(StationConfig, "longitude", args.lon, "--lon"),
+        )
         filters = dataclasses.replace(filters, range_filter=True)
     cfg = dataclasses.replace(cfg, analysis=analysis, station=station, filters=filters)
     for f in args.files:

@@ -267,6 +267,13 @@ def build(cls: type[T], data: Any, prefix: str, *, base: Path | None = None) -> 
         raise ConfigError(f"{prefix + '.' if prefix else ''}{exc}") from None
 
 
+def check_value(cls: type[Any], name: str, value: Any, key: str) -> Any:
+    """``value`` for field ``name`` of section ``cls``, checked and converted exactly as in a
+    config file; errors name ``key`` (e.g. a command-line option)."""
+    field = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return _convert(typing.get_type_hints(cls)[name], value, key, field.metadata, None)
+
+
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 

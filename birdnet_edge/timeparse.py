@@ -22,8 +22,17 @@ def parse_when(
     text: str, *, now: dt.datetime | None = None, utc: bool = False, option: str = "--since"
 ) -> dt.datetime:
     """The aware datetime ``text`` means, relative to ``now`` (aware; default the current time)."""
+    try:
+        return _parse(text, now or dt.datetime.now(dt.timezone.utc), utc)
+    except (ValueError, OverflowError):  # not a time, or one out of the calendar's range
+        raise BirdnetEdgeError(
+            f"{option} {text!r}: not a time; use a date (2025-05-01), a date and time "
+            "('2025-05-01 06:30'), a time today (06:30), or an age (30m, 2h, 3d), today, yesterday"
+        ) from None
+
+
+def _parse(text: str, now: dt.datetime, utc: bool) -> dt.datetime:
     value = text.strip().lower()
-    now = now or dt.datetime.now(dt.timezone.utc)
     age = _AGE.match(value)
     if age:
         return now - dt.timedelta(seconds=float(age.group(1)) * _UNIT[age.group(2)])
@@ -40,13 +49,7 @@ def parse_when(
     iso = value.upper().replace(" ", "T", 1)
     if iso.endswith("Z"):
         iso = iso[:-1] + "+00:00"
-    try:
-        parsed = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        raise BirdnetEdgeError(
-            f"{option} {text!r}: not a time; use a date (2025-05-01), a date and time "
-            "('2025-05-01 06:30'), a time today (06:30), or an age (30m, 2h, 3d), today, yesterday"
-        ) from None
+    parsed = dt.datetime.fromisoformat(iso)
     return parsed if parsed.tzinfo is not None else _zoned(parsed, utc)
 
 

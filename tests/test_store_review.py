@@ -125,6 +125,9 @@ def test_times_without_zone_are_local(new_york: None) -> None:
 def test_bad_time_names_the_option_and_the_forms(new_york: None) -> None:
     with pytest.raises(BirdnetEdgeError, match=r"--until '2 fortnights'.*2h, 3d"):
         parse_when("2 fortnights", now=NOW, option="--until")
+    for beyond in ("999999d", "0001-01-01", "99999999h"):  # out of the calendar's range
+        with pytest.raises(BirdnetEdgeError, match=r"not a time"):
+            parse_when(beyond, now=NOW)
 
 
 # -- log --------------------------------------------------------------------------------------
@@ -525,4 +528,8 @@ def test_analyze_output_problems_are_found_before_the_work(tmp_path: Path) -> No
     assert "is a folder: give --output a file name" in done.stderr
     done = run_cli(["analyze", str(tmp_path)])
     assert "is a folder: give the audio files in it" in done.stderr
+    done = run_cli(["analyze", str(audio), "--threads", "-3"])
+    assert done.stderr.strip() == "birdnet-edge: error: --threads: must be between 0 and 64, got -3"
+    done = run_cli(["analyze", str(audio), "--lat", "95", "--lon", "0"])
+    assert done.stderr.strip() == "birdnet-edge: error: --lat: must be between -90 and 90, got 95.0"
     assert list(tmp_path.iterdir()) == [audio], "nothing is left behind"

@@ -250,8 +250,7 @@ def install_from(source: Path, directory: Path, say: Say = print, runtime: str =
         tmp.replace(target)
     except OSError as exc:
         raise ModelError(
-            f"cannot write {target}: {exc.strerror}: free some space or choose another "
-            "--model-dir"
+            f"cannot write {target}: {exc.strerror}: free some space or choose another --model-dir"
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
