@@ -379,14 +379,25 @@ def follow(
     out: TextIO | None = None,
     poll: float = FOLLOW_POLL_SECONDS,
 ) -> None:
-    """Print detections as they are written (rows after ``last``) until ``stop`` is set."""
+    """Print detections as they are written (rows after ``last``) until ``stop`` is set.
+
+    Each detection is printed once, when it first matches the filters. An event is written
+    when it opens and updated as it grows, so one that does not match yet (below
+    ``--min-conf``, say) is looked at again until it closes."""
+    waiting: set[int] = set()  # open events that do not match yet
     while not stop.wait(poll):
-        top = store.last_rowid(conn)
-        if top <= last:
-            continue
-        for d in store.newer_than(conn, f, last, top):
+        conn.execute("BEGIN")  # one snapshot for both queries
+        try:
+            top = store.last_rowid(conn)
+            if top <= last and not waiting:
+                continue
+            found = store.newer_than(conn, f, last, top, waiting)
+            waiting = store.open_rowids(conn, last, top, waiting) - {d.rowid for d in found}
+        finally:
+            conn.execute("COMMIT")
+        for d in found:
             write(d)
-        last = top
+        last = max(last, top)
         if out is not None:
             out.flush()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,13 +196,34 @@ def detections(
         yield _detection(row)
 
 
-def newer_than(conn: sqlite3.Connection, f: Filters, after: int, upto: int) -> list[Detection]:
-    """Matching detections in rows ``after < rowid <= upto``, in the order they were written."""
+def _rows(after: int, upto: int, among: Collection[int]) -> tuple[str, list[object]]:
+    """SQL for rows ``after < rowid <= upto`` and the rows ``among``."""
+    sql = "(rowid > ? AND rowid <= ?"
+    if among:
+        sql += f" OR rowid IN ({', '.join('?' * len(among))})"
+    return sql + ")", [after, upto, *sorted(among)]
+
+
+def newer_than(
+    conn: sqlite3.Connection, f: Filters, after: int, upto: int, among: Collection[int] = ()
+) -> list[Detection]:
+    """Matching detections in rows ``after < rowid <= upto`` and among the rowids ``among``,
+    in the order they were written."""
     where, params = _where(conn, f)
-    rows = "rowid > ? AND rowid <= ?"
+    rows, more = _rows(after, upto, among)
     where = f"{where} AND {rows}" if where else f" WHERE {rows}"
     sql = f"SELECT {_COLUMNS} FROM detections{where} ORDER BY rowid"
-    return [_detection(r) for r in conn.execute(sql, [*params, after, upto])]
+    return [_detection(r) for r in conn.execute(sql, [*params, *more])]
+
+
+def open_rowids(
+    conn: sqlite3.Connection, after: int, upto: int, among: Collection[int] = ()
+) -> set[int]:
+    """Rowids of events still growing (not closed) in rows ``after < rowid <= upto`` and among
+    ``among``: an event can still come to match a filter such as a minimum confidence."""
+    rows, params = _rows(after, upto, among)
+    sql = f"SELECT rowid FROM detections WHERE closed = 0 AND {rows}"
+    return {int(r[0]) for r in conn.execute(sql, params)}
 
 
 def last_rowid(conn: sqlite3.Connection) -> int:

@@ -428,6 +428,50 @@ def test_reader_is_read_only_and_never_waits_for_the_writer(scene_db: Path) -> N
         writer.close()
 
 
+def test_follow_prints_an_event_once_it_grows_into_the_filter(tmp_path: Path) -> None:
+    db = tmp_path / "follow.db"
+    sink = SQLiteSink(db)
+    sink.handle(EventChange("opened", make_event(JUNCO)))
+    assert sink.flush(10)
+    out = io.StringIO()
+    stop = threading.Event()
+    started = threading.Event()
+
+    def tail() -> None:
+        conn = store.connect(db)
+        try:
+            last = store.last_rowid(conn)
+            started.set()
+            f = store.Filters(min_conf=0.8)
+            review.follow(conn, f, review.row_writer("jsonl", out, True), stop, last, poll=0.05)
+        finally:
+            conn.close()
+
+    follower = threading.Thread(target=tail)
+    follower.start()
+    assert started.wait(10)
+    try:
+        quiet = make_event(FINCH, confidence=0.75)  # opens below --min-conf 0.8 ...
+        sink.handle(EventChange("opened", quiet))
+        assert sink.flush(10)
+        time.sleep(0.3)
+        assert out.getvalue() == ""
+        loud = dataclasses.replace(quiet, confidence=0.93, windows=2)  # ... then sings louder
+        sink.handle(EventChange("updated", loud))
+        sink.handle(EventChange("updated", dataclasses.replace(loud, windows=3)))
+        assert sink.flush(10)
+        deadline = time.monotonic() + 10
+        while not out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # printed once, not again for the later update
+    finally:
+        stop.set()
+        follower.join(10)
+        sink.close()
+    printed = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(p["common"], p["confidence"]) for p in printed] == [("House Finch", 0.93)]
+
+
 def test_follow_prints_new_detections_as_they_are_written(tmp_path: Path) -> None:
     db = tmp_path / "follow.db"
     sink = SQLiteSink(db)
