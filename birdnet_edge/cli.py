@@ -386,6 +386,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 def cmd_model_info(args: argparse.Namespace) -> int:
     from birdnet_edge.model.files import META_MODEL
     from birdnet_edge.model.inspect import summarize
+    from birdnet_edge.model.install import verified
     from birdnet_edge.model.probe import choose_runtime
     from birdnet_edge.model.runtime import available_runtimes
     from birdnet_edge.model.variants import active_model, read_report, report_figure
@@ -414,6 +415,16 @@ def cmd_model_info(args: argparse.Namespace) -> int:
             print(f"  {line}")
     if others:
         print(f"\nother models installed: {', '.join(others)}")
+    changed = [name for name, ok in verified(paths.dir).items() if not ok]
+    print(
+        "\npinned BirdNET V2.4 files: "
+        + (
+            f"{', '.join(changed)} missing or changed (a damaged SD card?): run `birdnet-edge "
+            "model install` to replace them"
+            if changed
+            else "each matches its sha256"
+        )
+    )
     report = read_report(paths.dir)
     if report is not None:
         print("\noptimised variant's equivalence check against the original:")

@@ -145,6 +145,11 @@ def test_install_derives_the_optimised_variant_once(model_dir: Path, tmp_path: P
     assert info.returncode == 0, info.stderr
     assert "audio model (active: optimised variant, accepted by its" in info.stdout
     assert "verdict: equivalent within" in info.stdout
+    assert "pinned BirdNET V2.4 files: each matches its sha256" in info.stdout
+    labels = target / LABELS  # one common name garbled on a failing SD card
+    labels.write_bytes(labels.read_bytes().replace(b"Chickadee", b"Chickadeo", 1))
+    info = run_cli(["model", "info", "--model-dir", str(target)])
+    assert f"{LABELS} missing or changed (a damaged SD card?): run" in info.stdout
 
 
 def test_download_failure_is_one_clear_line(tmp_path: Path) -> None:
