@@ -19,8 +19,11 @@ from tests.conftest import run_cli
 
 
 def test_missing_model_names_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match=r"is missing: run `birdnet-edge model install`"):
+    with pytest.raises(ModelError, match=r"is missing: run `birdnet-edge model install`$"):
         Classifier(tmp_path / AUDIO_MODEL)
+    # A file of the user's own (model.file) is not something model install would fetch.
+    with pytest.raises(ModelError, match=r"is missing: install it with .* --from FILE`, or"):
+        Classifier(tmp_path / "mine_FP16.tflite")
 
 
 def test_corrupt_model_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,16 @@ META_MODEL = "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite"
 LABELS = "BirdNET_GLOBAL_6K_V2.4_Labels.txt"
 
 
+def missing_model(path: Path) -> str:
+    """What to say when the model file ``path`` is not there."""
+    if path.name.startswith("BirdNET_GLOBAL_6K_V2.4_"):  # installed or derived by model install
+        return f"model file {path} is missing: run `birdnet-edge model install`"
+    return (
+        f"model file {path} is missing: install it with `birdnet-edge model install --from "
+        "FILE`, or correct model.file (--model-file)"
+    )
+
+
 def locale_labels(locale: str) -> str:
     """File name of the translated labels for ``locale`` (e.g. ``de``, ``pt_BR``)."""
     return f"BirdNET_GLOBAL_6K_V2.4_Labels_{locale}.txt"

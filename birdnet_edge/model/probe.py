@@ -34,6 +34,7 @@ from typing import Any
 
 from birdnet_edge.errors import BirdnetEdgeError, ModelError
 from birdnet_edge.model import runtime as rt
+from birdnet_edge.model.files import missing_model
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def choose_runtime(
         rt.resolve_runtime(preference)  # raises "unknown" or "not installed"
         candidates = [preference]
     if not Path(model_path).is_file():
-        raise ModelError(f"model file {model_path} is missing: run `birdnet-edge model install`")
+        raise ModelError(missing_model(Path(model_path)))
     failed: list[ProbeResult] = []
     for name in candidates:
         result = probe_runtime(name, model_path, timeout, threads=threads, use_cache=use_cache)

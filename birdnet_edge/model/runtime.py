@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from birdnet_edge.errors import BirdnetEdgeError, ModelError
 from birdnet_edge.memory import release_mapped_file
+from birdnet_edge.model.files import missing_model
 from birdnet_edge.model.tflite_check import check_tflite_file
 
 _LOGGER = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class TFLiteModel:
         self.runtime = resolve_runtime(runtime)
         self.threads = threads or default_threads()
         if not self.path.is_file():
-            raise ModelError(f"model file {self.path} is missing: run `birdnet-edge model install`")
+            raise ModelError(missing_model(self.path))
         check_tflite_file(self.path)
         module = _import(self.runtime)
         options: dict[str, Any] = {}
