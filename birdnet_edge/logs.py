@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -23,11 +24,25 @@ class JournalFormatter(logging.Formatter):
         return f"<{level}>{super().format(record)}"
 
 
+def stderr_is_journal() -> bool:
+    """Whether stderr goes to journald: ``$JOURNAL_STREAM`` names its device and inode, as
+    systemd documents. A shell started from a systemd user session inherits the variable with
+    stderr on a terminal, where the prefixes would only be noise."""
+    value = os.environ.get("JOURNAL_STREAM")
+    if not value:
+        return False
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return value == f"{st.st_dev}:{st.st_ino}"
+
+
 def setup_logging(verbose: int = 0) -> None:
     """Configure the root logger once for the command line or the service."""
     level = logging.DEBUG if verbose > 0 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
+    if stderr_is_journal():
         handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
     else:
         handler.setFormatter(
