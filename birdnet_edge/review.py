@@ -280,7 +280,11 @@ def filters(args: argparse.Namespace, now: dt.datetime | None = None) -> Filters
     now = now or dt.datetime.now(dt.timezone.utc)
     since = parse_when(args.since, now=now, utc=args.utc) if args.since else None
     until = parse_when(args.until, now=now, utc=args.utc, option="--until") if args.until else None
-    if since is not None and until is not None and since >= until:
+    if since is not None and until is not None and since == until:
+        raise BirdnetEdgeError(
+            f"--since and --until are the same time ({since:%Y-%m-%d %H:%M}): give a period"
+        )
+    if since is not None and until is not None and since > until:
         raise BirdnetEdgeError(
             f"--since ({since:%Y-%m-%d %H:%M}) is not before --until ({until:%Y-%m-%d %H:%M}): "
             "swap them"

@@ -16,6 +16,7 @@ from birdnet_edge.errors import BirdnetEdgeError
 _AGE = re.compile(r"^-?(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)$")
 _UNIT = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}(:\d{2})?$")
+_ONE_DIGIT_HOUR = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d:)")  # 2025-05-01 6:30
 
 
 def parse_when(
@@ -46,7 +47,7 @@ def _parse(text: str, now: dt.datetime, utc: bool) -> dt.datetime:
     if _CLOCK.match(value):
         hour, rest = value.split(":", 1)
         value = f"{_in_zone(now, utc).date().isoformat()}T{int(hour):02d}:{rest}"
-    iso = value.upper().replace(" ", "T", 1)
+    iso = _ONE_DIGIT_HOUR.sub(r"\1T0\2", value.upper().replace(" ", "T", 1))
     if iso.endswith("Z"):
         iso = iso[:-1] + "+00:00"
     parsed = dt.datetime.fromisoformat(iso)

@@ -125,6 +125,7 @@ def test_times_without_zone_are_local(new_york: None) -> None:
 def test_bad_time_names_the_option_and_the_forms(new_york: None) -> None:
     with pytest.raises(BirdnetEdgeError, match=r"--until '2 fortnights'.*2h, 3d"):
         parse_when("2 fortnights", now=NOW, option="--until")
+    assert parse_when("2025-01-15 6:30", now=NOW) == parse_when("2025-01-15 06:30", now=NOW)
     for beyond in ("999999d", "0001-01-01", "99999999h"):  # out of the calendar's range
         with pytest.raises(BirdnetEdgeError, match=r"not a time"):
             parse_when(beyond, now=NOW)
@@ -193,6 +194,10 @@ def test_min_conf_and_period_filters(scene_db: Path, capsys: pytest.CaptureFixtu
         ["log", "--db", str(scene_db), "--format", "json", "--until", "2025-05-01"], capsys
     )
     assert [r["common"] for r in json.loads(out)] == ["Blue Jay"]
+    with pytest.raises(BirdnetEdgeError, match=r"--since .* is not before --until .*: swap them"):
+        run_log([*argv, "--since", "2025-05-02", "--until", "2025-05-01"], capsys)
+    with pytest.raises(BirdnetEdgeError, match=r"are the same time \(2025-05-01 00:00\): give"):
+        run_log([*argv, "--since", "2025-05-01", "--until", "2025-05-01"], capsys)
 
 
 def test_since_relative_to_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
