@@ -4,6 +4,7 @@ filled through the SQLite sink."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -433,11 +434,10 @@ def test_reader_is_read_only_and_never_waits_for_the_writer(scene_db: Path) -> N
         writer.close()
 
 
-def test_follow_prints_an_event_once_it_grows_into_the_filter(tmp_path: Path) -> None:
-    db = tmp_path / "follow.db"
-    sink = SQLiteSink(db)
-    sink.handle(EventChange("opened", make_event(JUNCO)))
-    assert sink.flush(10)
+@contextlib.contextmanager
+def _following(db: Path, f: store.Filters) -> Iterator[io.StringIO]:
+    """``log --follow`` of ``db`` with filters ``f`` in a thread, writing JSON lines to the
+    buffer it yields, from the rows after those already there."""
     out = io.StringIO()
     stop = threading.Event()
     started = threading.Event()
@@ -447,7 +447,6 @@ def test_follow_prints_an_event_once_it_grows_into_the_filter(tmp_path: Path) ->
         try:
             last = store.last_rowid(conn)
             started.set()
-            f = store.Filters(min_conf=0.8)
             review.follow(conn, f, review.row_writer("jsonl", out, True), stop, last, poll=0.05)
         finally:
             conn.close()
@@ -456,22 +455,37 @@ def test_follow_prints_an_event_once_it_grows_into_the_filter(tmp_path: Path) ->
     follower.start()
     assert started.wait(10)
     try:
-        quiet = make_event(FINCH, confidence=0.75)  # opens below --min-conf 0.8 ...
-        sink.handle(EventChange("opened", quiet))
-        assert sink.flush(10)
-        time.sleep(0.3)
-        assert out.getvalue() == ""
-        loud = dataclasses.replace(quiet, confidence=0.93, windows=2)  # ... then sings louder
-        sink.handle(EventChange("updated", loud))
-        sink.handle(EventChange("updated", dataclasses.replace(loud, windows=3)))
-        assert sink.flush(10)
-        deadline = time.monotonic() + 10
-        while not out.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # printed once, not again for the later update
+        yield out
     finally:
         stop.set()
         follower.join(10)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_follow_prints_an_event_once_it_grows_into_the_filter(tmp_path: Path) -> None:
+    db = tmp_path / "follow.db"
+    sink = SQLiteSink(db)
+    sink.handle(EventChange("opened", make_event(JUNCO)))
+    assert sink.flush(10)
+    try:
+        with _following(db, store.Filters(min_conf=0.8)) as out:
+            quiet = make_event(FINCH, confidence=0.75)  # opens below --min-conf 0.8 ...
+            sink.handle(EventChange("opened", quiet))
+            assert sink.flush(10)
+            time.sleep(0.3)
+            assert out.getvalue() == ""
+            loud = dataclasses.replace(quiet, confidence=0.93, windows=2)  # ... sings louder
+            sink.handle(EventChange("updated", loud))
+            sink.handle(EventChange("updated", dataclasses.replace(loud, windows=3)))
+            assert sink.flush(10)
+            _wait_for(lambda: bool(out.getvalue()))
+            time.sleep(0.3)  # printed once, not again for the later update
+    finally:
         sink.close()
     printed = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(p["common"], p["confidence"]) for p in printed] == [("House Finch", 0.93)]
@@ -482,38 +496,18 @@ def test_follow_prints_new_detections_as_they_are_written(tmp_path: Path) -> Non
     sink = SQLiteSink(db)
     sink.handle(EventChange("opened", make_event(JUNCO)))
     assert sink.flush(10)
-    out = io.StringIO()
-    stop = threading.Event()
-    started = threading.Event()
 
-    def tail() -> None:
-        conn = store.connect(db)
-        try:
-            last = store.last_rowid(conn)
-            started.set()
-            f = store.Filters(species="finch")
-            review.follow(conn, f, review.row_writer("jsonl", out, True), stop, last, poll=0.05)
-        finally:
-            conn.close()
+    def printed() -> list[str]:
+        return [json.loads(line)["common"] for line in out.getvalue().splitlines()]
 
-    follower = threading.Thread(target=tail)
-    follower.start()
-    assert started.wait(10)
     try:
-        for label in (FINCH, JUNCO, GOLDFINCH):
-            sink.handle(EventChange("opened", make_event(label)))
-            assert sink.flush(10)
-            time.sleep(0.1)
-
-        def printed() -> list[str]:
-            return [json.loads(line)["common"] for line in out.getvalue().splitlines()]
-
-        deadline = time.monotonic() + 10
-        while len(printed()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with _following(db, store.Filters(species="finch")) as out:
+            for label in (FINCH, JUNCO, GOLDFINCH):
+                sink.handle(EventChange("opened", make_event(label)))
+                assert sink.flush(10)
+                time.sleep(0.1)
+            _wait_for(lambda: len(printed()) >= 2)
     finally:
-        stop.set()
-        follower.join(10)
         sink.close()
     assert printed() == ["House Finch", "American Goldfinch"]
 
