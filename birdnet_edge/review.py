@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import datetime as dt
 import json
+import os
 import sqlite3
 import sys
 import threading
@@ -27,6 +28,7 @@ from birdnet_edge.store import Detection, Filters, SpeciesSummary
 # Where the systemd unit keeps the database (StateDirectory=birdnet-edge); used when the user's
 # own default location has none, so `birdnet-edge log` works for a login user too.
 SYSTEM_DB_PATH = Path("/var/lib/birdnet-edge/detections.db")
+SYSTEM_CONFIG_PATH = Path("/etc/birdnet-edge/config.yaml")
 
 LIST_LIMIT = 25  # `log` without --limit
 FOLLOW_POLL_SECONDS = 1.0
@@ -257,6 +259,8 @@ def db_path(args: argparse.Namespace) -> Path:
     config = args.config
     if config is None and default_config_path().is_file():
         config = default_config_path()
+    elif config is None and SYSTEM_CONFIG_PATH.is_file() and os.access(SYSTEM_CONFIG_PATH, os.R_OK):
+        config = SYSTEM_CONFIG_PATH  # `sudo birdnet-edge log` on a service install
     cfg = load_config(config)
     if cfg.database.path is not None:
         return cfg.database.path

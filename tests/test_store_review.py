@@ -312,6 +312,13 @@ def test_default_database_path(
     (tmp_path / "etc" / "config.yaml").write_text(f"database:\n  path: {other}\n")
     with pytest.raises(BirdnetEdgeError, match=r"elsewhere\.db"):
         run_log(["log"], capsys)
+    # Without one, the service's config is read where the user may read it (sudo).
+    (tmp_path / "etc" / "config.yaml").unlink()
+    service = tmp_path / "service.yaml"
+    service.write_text(f"database:\n  path: {tmp_path / 'service.db'}\n")
+    monkeypatch.setattr(review, "SYSTEM_CONFIG_PATH", service)
+    with pytest.raises(BirdnetEdgeError, match=r"service\.db"):
+        run_log(["log"], capsys)
 
 
 # -- summary ----------------------------------------------------------------------------------
