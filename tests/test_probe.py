@@ -184,6 +184,8 @@ def test_unknown_and_missing_are_refused_before_any_child(tmp_path: Path) -> Non
         choose_runtime("onnx", tmp_path / "m.tflite")
     if rt.available_runtimes():
         with pytest.raises(ModelError, match="missing: run `birdnet-edge model install`"):
+            choose_runtime("auto", tmp_path / AUDIO_MODEL)
+        with pytest.raises(ModelError, match=r"missing: install it with .* --from FILE"):
             choose_runtime("auto", tmp_path / "m.tflite")
 
 
