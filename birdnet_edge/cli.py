@@ -230,9 +230,7 @@ def _config_with(args: argparse.Namespace) -> Config:
         file=getattr(args, "model_file", None),
         variant=getattr(args, "variant", None),
         runtime=getattr(args, "runtime", None),
-        threads=None
-        if threads is None
-        else check_value(ModelConfig, "threads", threads, "--threads"),
+        threads=threads,
         locale=getattr(args, "locale", None)
         if isinstance(getattr(args, "locale", None), str)
         else None,
