@@ -13,6 +13,7 @@ from birdnet_edge.audio.decode import file_duration, iter_audio
 from birdnet_edge.detector import Detector, scan
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SECONDS
 from birdnet_edge.model.labels import Label
+from birdnet_edge.refine import Refinement
 
 CSV_HEADER = ("Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File")
 RAVEN_HEADER = (
@@ -43,11 +44,17 @@ class Row:
 
 
 def analyze_file(
-    path: Path, detector: Detector, overlap: float, *, progress: bool = False
+    path: Path,
+    detector: Detector,
+    overlap: float,
+    refinement: Refinement | None = None,
+    *,
+    progress: bool = False,
 ) -> Iterator[Row]:
-    """Every label at or above the threshold in every window of ``path``, in file order."""
+    """Every label at or above the threshold in every window of ``path``, in file order
+    (with ``refinement``: in every window reported, see :mod:`birdnet_edge.refine`)."""
     duration = file_duration(path) if progress else 0.0
-    for scored in scan(iter_audio(path), detector, overlap):
+    for scored in scan(iter_audio(path), detector, overlap, refinement=refinement):
         start = scored.span.start / SAMPLE_RATE
         if progress and duration > 0:
             done = min(100.0, 100.0 * (start + WINDOW_SECONDS) / duration)

@@ -87,6 +87,12 @@ def _add_analyze_parser(sub: Any) -> None:
     )
     p.add_argument("--sensitivity", type=float, help="sensitivity 0.5..1.5 (default 1.0)")
     p.add_argument("--overlap", type=float, help="window overlap in seconds, 0 <= overlap < 3")
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="also score the windows between grid windows where a species comes near the "
+        "threshold, as the daemon does (analysis.refine)",
+    )
     p.add_argument("--species-list", type=Path, help="only report the species in this file")
     p.add_argument("--lat", type=float, help="latitude for the range filter")
     p.add_argument("--lon", type=float, help="longitude for the range filter")
@@ -243,9 +249,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from birdnet_edge.build import load_detector
     from birdnet_edge.config import build
     from birdnet_edge.paths import check_output, written_whole
+    from birdnet_edge.refine import refinement_of
 
     cfg = _config_with(args)
-    overlap = args.overlap if args.overlap is not None else cfg.analysis.overlap
+    # Without a config, BirdNET-Analyzer's own grid: windows every 3 s.
+    overlap = (
+        args.overlap if args.overlap is not None else (cfg.analysis.overlap if args.config else 0.0)
+    )
     if not 0.0 <= overlap < 3.0:
         raise BirdnetEdgeError(f"--overlap must be at least 0 and less than 3 s, got {overlap:g}")
     min_conf = args.min_conf
@@ -263,6 +273,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         },
         "options",
     )
+    analysis = dataclasses.replace(analysis, refine=cfg.analysis.refine)
     station = cfg.station
     if args.week is not None and args.week != -1 and not 1 <= args.week <= 48:
         raise BirdnetEdgeError(f"--week must be 1..48 or -1 (all year), got {args.week}")
@@ -288,10 +299,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     detector = load_detector(cfg)
     write = write_raven if args.format == "raven" else write_csv
     progress = sys.stderr.isatty()
+    refinement = refinement_of(cfg.analysis.refine) if args.refine else None
 
     def rows() -> Any:
         for f in args.files:
-            yield from analyze_file(f, detector, overlap, progress=progress)
+            yield from analyze_file(f, detector, overlap, refinement, progress=progress)
 
     if args.output:
         with written_whole(args.output) as out:

@@ -61,6 +61,26 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class RefineConfig:
+    """Extra windows where a species comes near the threshold (see README, Recall)."""
+
+    enabled: bool = _f(
+        True,
+        "Score the windows between grid windows, every `step` s, where an allowed species "
+        "reaches `candidate`; report each species on its best window.",
+    )
+    candidate: float = _f(
+        0.2,
+        "Confidence 0.01..0.99 that makes a grid window a candidate for refinement.",
+        lo=0.01,
+        hi=0.99,
+    )
+    step: float = _f(
+        0.1, "Seconds 0.05..1 between the starts of the extra windows.", lo=0.05, hi=1.0
+    )
+
+
+@dataclass(frozen=True)
 class AnalysisConfig:
     """How scores become detections, exactly as BirdNET-Analyzer 2.4."""
 
@@ -71,8 +91,12 @@ class AnalysisConfig:
         0.7, "Minimum confidence 0.01..0.99 for a detection.", lo=0.01, hi=0.99
     )
     overlap: float = _f(
-        0.0, "Window overlap in seconds 0..2.9; windows start every 3 - overlap s.", lo=0.0, hi=2.9
+        1.5,
+        "Window overlap in seconds 0..2.9; grid windows start every 3 - overlap s.",
+        lo=0.0,
+        hi=2.9,
     )
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
 
 @dataclass(frozen=True)

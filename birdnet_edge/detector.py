@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
@@ -15,6 +16,9 @@ from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import WINDOW_SAMPLES
 from birdnet_edge.model.labels import Label
 from birdnet_edge.model.scoring import confidences
+
+if TYPE_CHECKING:
+    from birdnet_edge.refine import Refinement
 
 
 @dataclass(frozen=True)
@@ -63,16 +67,31 @@ def scan(
     detector: Detector,
     overlap: float = 0.0,
     batch_size: int = 8,
+    refinement: Refinement | None = None,
 ) -> Iterator[ScoredWindow]:
-    """Score every window of a finite stream of 48 kHz mono chunks, in order."""
-    ring = RingBuffer(WINDOW_SAMPLES * (batch_size + 2))
+    """Score every window of a finite stream of 48 kHz mono chunks, in order.
+
+    With ``refinement`` the windows between grid windows are scored where a species comes near
+    the threshold, and the windows to report come out (see :mod:`birdnet_edge.refine`).
+    """
+    from birdnet_edge.refine import Refiner  # refine builds on this module
+
+    # Room for a batch, the window being written, and the hop that refinement reads back.
+    ring = RingBuffer(WINDOW_SAMPLES * (batch_size + 3))
     windower = Windower(ring, overlap)
     batch = make_batch(batch_size)
+    refiner = None if refinement is None else Refiner(detector, windower, batch, refinement)
+
+    def score(spans: list[WindowSpan]) -> list[ScoredWindow]:
+        scored = detector.score(batch, spans)
+        return scored if refiner is None else refiner.apply(scored)
+
     for chunk in chunks:
         for start in range(0, len(chunk), WINDOW_SAMPLES):
             ring.write(chunk[start : start + WINDOW_SAMPLES])
             while windower.pending() >= batch_size:
-                yield from detector.score(batch, windower.take(batch))
+                yield from score(windower.take(batch))
     while spans := windower.take(batch, final=True):
-        yield from detector.score(batch, spans)
+        yield from score(spans)
     assert windower.dropped_samples == 0, "scan() must not drop audio"
+    assert refiner is None or refiner.missed == 0, "scan() must not lose refinement audio"

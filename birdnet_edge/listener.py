@@ -20,6 +20,7 @@ from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
 from birdnet_edge.detector import Detector, ScoredWindow
 from birdnet_edge.events import EventChange, EventTracker
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
+from birdnet_edge.refine import Refinement, Refiner
 from birdnet_edge.sinks import Sink
 
 _LOGGER = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Listener:
         sinks: Sequence[Sink],
         *,
         overlap: float = 0.0,
+        refinement: Refinement | None = None,
         max_batch: int = MAX_BATCH,
         on_batch: Callable[[Sequence[ScoredWindow]], None] | None = None,
     ) -> None:
@@ -77,16 +79,27 @@ class Listener:
         self.sinks = list(sinks)
         self.windower = Windower(source.ring, overlap)
         self.batch = make_batch(max_batch)
+        self.refiner: Refiner | None = None
+        self._refine(refinement)
         self.on_batch = on_batch
         self.stats = ListenerStats()
-        self._new_overlap: float | None = None
+        self._new_windows: tuple[float, Refinement | None] | None = None
         self._reported_drop = 0
         self._reported_overflows = 0
         self._next_report = 0.0
 
-    def set_overlap(self, overlap: float) -> None:
-        """Change the overlap from the next window on (applied on the loop's thread)."""
-        self._new_overlap = overlap
+    def set_windows(self, overlap: float, refinement: Refinement | None) -> None:
+        """Change the overlap and refinement from the next window on (applied on the loop's
+        thread)."""
+        self._new_windows = (overlap, refinement)
+
+    def _refine(self, refinement: Refinement | None) -> None:
+        self.windower.keep_hops = 0
+        self.refiner = (
+            None
+            if refinement is None
+            else Refiner(self.detector, self.windower, self.batch, refinement)
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set or a finite source has ended and been fully scored."""
@@ -98,9 +111,11 @@ class Listener:
                 gap = self.source.gap()
                 if gap is not None and gap != self.windower.next_start:
                     self._resume_after(gap)
-                if self._new_overlap is not None:
-                    self.windower.set_overlap(self._new_overlap)
-                    self._new_overlap = None
+                if self._new_windows is not None:
+                    overlap, refinement = self._new_windows
+                    self.windower.set_overlap(overlap)
+                    self._refine(refinement)
+                    self._new_windows = None
                 spans = self.windower.take(self.batch)
                 if spans:
                     self._process(spans)
@@ -145,6 +160,11 @@ class Listener:
 
     def _process(self, spans: list[WindowSpan]) -> None:
         scored = self.detector.score(self.batch, spans)
+        windows = len(scored)
+        if self.refiner is not None:
+            extras = self.refiner.scored
+            scored = self.refiner.apply(scored)
+            windows += self.refiner.scored - extras
         labels = self.detector.labels
         clock = self.source.clock
         audio_end = 0.0
@@ -155,7 +175,7 @@ class Listener:
             self._emit(self.tracker.window(_utc(start), _utc(end), window.hits, labels))
         now = time.time()
         self.stats.latencies.append(now - audio_end)
-        self.stats.windows += len(scored)
+        self.stats.windows += windows  # every window scored, grid and refinement
         self.stats.batches += 1
         self.stats.last_batch = time.monotonic()
         if self.on_batch is not None:

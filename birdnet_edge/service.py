@@ -33,6 +33,7 @@ from birdnet_edge.listener import Listener
 from birdnet_edge.memory import trim_heap
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
 from birdnet_edge.notify import Notifier
+from birdnet_edge.refine import refinement_of
 from birdnet_edge.sinks import Sink
 from birdnet_edge.sinks.console import ConsoleSink
 from birdnet_edge.sinks.mqtt import MQTTPublisher
@@ -122,6 +123,7 @@ class Daemon:
             self.tracker,
             self.sinks,
             overlap=cfg.analysis.overlap,
+            refinement=refinement_of(cfg.analysis.refine),
             on_batch=self._on_batch,
         )
 
@@ -320,8 +322,9 @@ class Daemon:
         self.tracker.set_context(detection_context(new, self.detector))
         self.tracker.gap = dt.timedelta(seconds=new.events.gap_seconds)
         self.tracker.max = dt.timedelta(seconds=new.events.max_seconds)
-        if new.analysis.overlap != self.cfg.analysis.overlap:
-            self.listener.set_overlap(new.analysis.overlap)
+        old = self.cfg.analysis
+        if (new.analysis.overlap, new.analysis.refine) != (old.overlap, old.refine):
+            self.listener.set_windows(new.analysis.overlap, refinement_of(new.analysis.refine))
         if new.database != self.cfg.database:
             self.sqlite.set_retention(new.database.retention_days, new.database.max_size_mb)
         self.cfg = new

@@ -43,6 +43,10 @@ class Windower:
         self.hop = hop_samples(overlap)
         self.next_start = start
         self.dropped_samples = 0
+        #: Where the audio began, or restarted after a gap: no window starts before it.
+        self.origin = start
+        #: Hops before the next window whose audio stays in the ring (refinement reads them).
+        self.keep_hops = 0
         self._last_end = start  # end of the last window cut
 
     def set_overlap(self, overlap: float) -> None:
@@ -77,29 +81,36 @@ class Windower:
             audio = min(WINDOW_SAMPLES, end - start)
             if audio < WINDOW_SAMPLES and not (final and audio >= MIN_TAIL_SAMPLES):
                 break
-            row = out[len(spans)]
-            if audio < WINDOW_SAMPLES:
-                row[audio:] = 0.0
-            if not self.ring.read(start, row[:audio]):
+            if not self.cut(start, audio, out[len(spans)]):
                 self._skip_overwritten()
                 continue
             spans.append(WindowSpan(start, audio))
             self.next_start = start + self.hop
-            self.ring.free_until(self.next_start)
+            self._free()
             self._last_end = start + WINDOW_SAMPLES
         return spans
+
+    def cut(self, start: int, audio: int, row: FloatArray) -> bool:
+        """Copy the window at ``start`` with ``audio`` samples of audio into ``row``, zero-padded;
+        False when its audio has already left the ring."""
+        if audio < WINDOW_SAMPLES:
+            row[audio:] = 0.0
+        return self.ring.read(start, row[:audio])
+
+    def _free(self) -> None:
+        self.ring.free_until(max(self.origin, self.next_start - self.keep_hops * self.hop))
 
     def _skip_overwritten(self) -> None:
         oldest = self.ring.oldest()
         skipped = -(-(oldest - self.next_start) // self.hop)  # ceil
         self.dropped_samples += skipped * self.hop
         self.next_start += skipped * self.hop
-        self.ring.free_until(self.next_start)
+        self._free()
 
     def restart_at(self, sample: int) -> None:
         """Continue with a window starting at ``sample`` (after a gap in the audio)."""
-        self.next_start = sample
-        self.ring.free_until(sample)
+        self.next_start = self.origin = sample
+        self._free()
         self._last_end = sample
 
 
