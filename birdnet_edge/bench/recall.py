@@ -172,7 +172,8 @@ def _noise(rng: np.random.Generator, seconds: float, colour: float) -> FloatArra
     f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
     f[0] = f[1]
     x: FloatArray = np.fft.irfft(spectrum / f ** (colour / 2), n).astype(np.float32)
-    return x / np.float32(np.sqrt(np.mean(x**2)))
+    x /= np.float32(np.sqrt(np.mean(x**2)))
+    return x
 
 
 def no_bird_sounds(seconds: float = 60.0, seed: int = 7) -> dict[str, FloatArray]:
