@@ -21,6 +21,7 @@ from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.detector import Detector, Thresholds, scan
 from birdnet_edge.events import DetectionContext, EventChange, EventTracker
 from birdnet_edge.listener import Listener
+from birdnet_edge.refine import Refinement
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.model
@@ -32,12 +33,20 @@ def detector(model_dir: Path) -> Detector:
     return load_detector(cfg)
 
 
-@pytest.mark.parametrize("overlap", [0.0, 1.5])
+@pytest.mark.parametrize(("overlap", "refine"), [(0.0, False), (1.5, False), (1.5, True)])
 def test_replay_gives_exactly_the_scores_of_analyze(
-    overlap: float, soundscape: Path, model_dir: Path, detector: Detector, tmp_path: Path
+    overlap: float,
+    refine: bool,
+    soundscape: Path,
+    model_dir: Path,
+    detector: Detector,
+    tmp_path: Path,
 ) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(f"analysis: {{overlap: {overlap}}}\nmodel: {{dir: {model_dir}}}\n")
+    config.write_text(
+        f"analysis: {{overlap: {overlap}, refine: {{enabled: {str(refine).lower()}}}}}\n"
+        f"model: {{dir: {model_dir}}}\n"
+    )
     out = tmp_path / "scores.npz"
     proc = run_cli(
         [
@@ -54,9 +63,13 @@ def test_replay_gives_exactly_the_scores_of_analyze(
     )
     assert proc.returncode == 0, proc.stderr
     live = np.load(out)
-    reference = list(scan(iter_audio(soundscape), detector, overlap))
+    # Refinement depends on the threshold: the daemon's default, 0.7.
+    at_default = Detector(detector.classifier, detector.labels, Thresholds(min_confidence=0.7))
+    refinement = Refinement() if refine else None
+    reference = list(scan(iter_audio(soundscape), at_default, overlap, refinement=refinement))
     assert live["starts"].tolist() == [w.span.start for w in reference]
-    assert len(reference) == (40 if overlap == 0 else 79)
+    grid = 40 if overlap == 0 else 79
+    assert len(reference) > grid if refine else len(reference) == grid
     np.testing.assert_allclose(
         live["confidences"], np.stack([w.confidences for w in reference]), rtol=0, atol=1e-6
     )
