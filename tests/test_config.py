@@ -22,7 +22,10 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_a_file() -> None:
     cfg = load_config(None)
     assert cfg == Config()
-    assert cfg.analysis.overlap == 0.0
+    # A grid window every 1.5 s, refined where a species nears the threshold (README: Recall).
+    assert cfg.analysis.overlap == 1.5
+    assert cfg.analysis.refine.enabled
+    assert cfg.analysis.refine.candidate == 0.2
 
 
 def test_values_are_read_and_typed(tmp_path: Path) -> None:
