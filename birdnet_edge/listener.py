@@ -50,6 +50,7 @@ class ListenerStats:
     batches: int = 0
     events: int = 0
     dropped_seconds: float = 0.0
+    unrefined: int = 0  # grid windows left unrefined because the model was behind
     last_batch: float = 0.0  # time.monotonic() of the last batch scored
     heartbeat: float = 0.0  # time.monotonic() of the loop's last turn (for the watchdog)
     #: Seconds from the end of a window's audio to its events leaving the pipeline.
@@ -86,6 +87,7 @@ class Listener:
         self._new_windows: tuple[float, Refinement | None] | None = None
         self._reported_drop = 0
         self._reported_overflows = 0
+        self._reported_unrefined = 0
         self._next_report = 0.0
 
     def set_windows(self, overlap: float, refinement: Refinement | None) -> None:
@@ -162,9 +164,14 @@ class Listener:
         scored = self.detector.score(self.batch, spans)
         windows = len(scored)
         if self.refiner is not None:
-            extras = self.refiner.scored
-            scored = self.refiner.apply(scored)
-            windows += self.refiner.scored - extras
+            if self._behind():
+                # Refinement is extra work: when the model already lags a live source it is
+                # left out rather than let the ring overflow, and counted.
+                self.stats.unrefined += len(scored)
+            else:
+                extras = self.refiner.scored
+                scored = self.refiner.apply(scored)
+                windows += self.refiner.scored - extras
         labels = self.detector.labels
         clock = self.source.clock
         audio_end = 0.0
@@ -188,6 +195,11 @@ class Listener:
             for sink in self.sinks:
                 sink.handle(change)
 
+    def _behind(self) -> bool:
+        """A live source has another grid window complete already (a file replayed at full
+        speed is never behind: it waits for the model)."""
+        return self.source.block_seconds is not None and self.windower.pending() > 0
+
     def _report_losses(self) -> None:
         now = time.monotonic()
         if now < self._next_report:
@@ -208,7 +220,15 @@ class Listener:
                 "buffer): the system is overloaded",
                 overflows - self._reported_overflows,
             )
+        unrefined = self.stats.unrefined - self._reported_unrefined
+        if unrefined:
+            _LOGGER.warning(
+                "the model was behind: %d grid windows went unrefined (fewer birds found); "
+                "lower analysis.overlap, raise analysis.refine.candidate or use a faster model",
+                unrefined,
+            )
         self._reported_drop, self._reported_overflows = dropped, overflows
+        self._reported_unrefined = self.stats.unrefined
         self._next_report = now + REPORT_EVERY
 
 

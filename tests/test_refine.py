@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,11 +10,14 @@ import numpy as np
 import pytest
 
 from birdnet_edge.audio.decode import iter_audio
-from birdnet_edge.audio.ring import FloatArray
+from birdnet_edge.audio.ring import FloatArray, RingBuffer
+from birdnet_edge.audio.sources import FileSource
 from birdnet_edge.audio.windows import WindowSpan
 from birdnet_edge.build import load_detector
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.detector import Detector, ScoredWindow, scan
+from birdnet_edge.events import DetectionContext, EventChange, EventTracker
+from birdnet_edge.listener import Listener
 from birdnet_edge.model.files import SAMPLE_RATE
 from birdnet_edge.refine import Refinement, best_per_label, extra_starts
 from tests.conftest import run_cli
@@ -132,3 +136,45 @@ def test_analyze_refine_prints_the_refined_windows(soundscape: Path, model_dir: 
     plain = run_cli(common)
     assert plain.returncode == 0, plain.stderr
     assert all(float(r.split(",")[0]) % 3 == 0 for r in plain.stdout.splitlines()[1:])
+
+
+class _ListSink:
+    def __init__(self) -> None:
+        self.changes: list[EventChange] = []
+
+    def handle(self, change: EventChange) -> None:
+        self.changes.append(change)
+
+    def close(self, timeout: float = 5.0) -> None:
+        pass
+
+
+@pytest.mark.model
+def test_a_live_source_the_model_lags_behind_goes_unrefined(
+    soundscape: Path, detector: Detector
+) -> None:
+    def listen(block_seconds: float | None) -> Listener:
+        source = FileSource(soundscape, RingBuffer(SR * 60), fast=True)
+        source.block_seconds = block_seconds  # None: a replay that waits for the model
+        context = DetectionContext("test", None, None, "m", "FP32", 1.0, 1.5, 0.7)
+        listener = Listener(
+            source,
+            detector,
+            EventTracker(context),
+            [_ListSink()],
+            overlap=1.5,
+            refinement=Refinement(),
+        )
+        listener.run(threading.Event())
+        return listener
+
+    waiting = listen(None)
+    assert waiting.stats.unrefined == 0
+    assert waiting.refiner is not None
+    assert waiting.refiner.scored > 0
+    # The same audio arriving faster than the model scores it, as from a live source on a
+    # board too slow for refinement: the grid goes on, the extra windows are left out.
+    lagging = listen(0.1)
+    assert lagging.stats.unrefined > 0
+    assert lagging.stats.windows < waiting.stats.windows
+    assert lagging.windower.dropped_samples == 0
