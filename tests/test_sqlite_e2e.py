@@ -44,7 +44,8 @@ EXPECTED = {  # common name: (events, max confidence, first, last heard (local))
 def write_config(directory: Path, model_dir: Path, data_dir: Path) -> Path:
     cfg = directory / "config.yaml"
     cfg.write_text(
-        "analysis:\n  min_confidence: 0.5\n"
+        # BirdNET-Analyzer's grid, so the events are its case-1 windows.
+        "analysis:\n  min_confidence: 0.5\n  overlap: 0\n  refine: {enabled: false}\n"
         f"filters:\n  species_list: {data_dir / 'bna-2.4-expected' / 'species_list.txt'}\n"
         f"database:\n  path: {directory / 'detections.db'}\n"
         f"model:\n  dir: {model_dir}\n",

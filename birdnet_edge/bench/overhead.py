@@ -41,6 +41,7 @@ from birdnet_edge.config import (
     DatabaseConfig,
     ModelConfig,
     MQTTConfig,
+    RefineConfig,
 )
 from birdnet_edge.listener import MAX_BATCH
 from birdnet_edge.memory import mapped_mb
@@ -144,7 +145,11 @@ def daemon_run(  # noqa: PLR0917 - a benchmark's knobs
     """
     cfg = Config(
         model=ModelConfig(dir=model_dir, file=model_file, threads=threads),
-        analysis=AnalysisConfig(min_confidence=min_confidence),
+        # BirdNET-Analyzer's 3 s grid: the pipeline's cost per window, comparable across
+        # versions (bench.recall measures what refinement adds).
+        analysis=AnalysisConfig(
+            min_confidence=min_confidence, overlap=0.0, refine=RefineConfig(enabled=False)
+        ),
         database=DatabaseConfig(path=db),
         mqtt=MQTTConfig(enabled=port is not None, host="127.0.0.1", port=port or 1883),
     )
