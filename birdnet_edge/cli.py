@@ -244,6 +244,18 @@ def _config_with(args: argparse.Namespace) -> Config:
     return dataclasses.replace(cfg, model=model)
 
 
+def _analyze_overlap(args: argparse.Namespace, cfg: Config) -> float:
+    """--overlap; else the config's (``auto``: this board's); else BirdNET-Analyzer's 0."""
+    from birdnet_edge.board import resolve_overlap
+    from birdnet_edge.model.files import ModelPaths
+
+    if args.overlap is not None:
+        return float(args.overlap)
+    if args.config:
+        return resolve_overlap(cfg.analysis, ModelPaths.at(cfg.model.dir).dir)
+    return 0.0
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from birdnet_edge.analyze import analyze_file, write_csv, write_raven
     from birdnet_edge.build import load_detector
@@ -253,9 +265,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     cfg = _config_with(args)
     # Without a config, BirdNET-Analyzer's own grid: windows every 3 s.
-    overlap = (
-        args.overlap if args.overlap is not None else (cfg.analysis.overlap if args.config else 0.0)
-    )
+    overlap = _analyze_overlap(args, cfg)
     if not 0.0 <= overlap < 3.0:
         raise BirdnetEdgeError(f"--overlap must be at least 0 and less than 3 s, got {overlap:g}")
     min_conf = args.min_conf
@@ -511,6 +521,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    load_config(args.file)
+    from birdnet_edge.board import overlap_warning
+    from birdnet_edge.model.files import ModelPaths
+
+    cfg = load_config(args.file)
+    warning = overlap_warning(cfg.analysis, ModelPaths.at(cfg.model.dir).dir)
+    if warning is not None:
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
     print(f"{args.file}: OK")
     return 0

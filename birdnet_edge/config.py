@@ -90,9 +90,10 @@ class AnalysisConfig:
     min_confidence: float = _f(
         0.7, "Minimum confidence 0.01..0.99 for a detection.", lo=0.01, hi=0.99
     )
-    overlap: float = _f(
+    overlap: float | Literal["auto"] = _f(
         1.5,
-        "Window overlap in seconds 0..2.9; grid windows start every 3 - overlap s.",
+        "Window overlap in seconds 0..2.9, grid windows start every 3 - overlap s; or auto: "
+        "what this board affords with 30 % headroom, from `birdnet-edge benchmark`.",
         lo=0.0,
         hi=2.9,
     )
@@ -310,8 +311,16 @@ def _convert(  # noqa: PLR0912 - one branch per supported type reads best
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, key, meta, base)
+        inner = [a for a in args if a is not type(None)]
+        # A number or a word (`overlap: auto`): a word goes to the Literal.
+        words = [a for a in inner if typing.get_origin(a) is Literal]
+        if words and len(inner) == 2:
+            (other,) = [a for a in inner if a not in words]
+            if isinstance(value, str):
+                return _convert(words[0], value, key, meta, base)
+            return _convert(other, value, key, meta, base)
+        (only,) = inner
+        return _convert(only, value, key, meta, base)
     if dataclasses.is_dataclass(tp):
         # A section whose keys are all commented out is empty in YAML: its defaults hold.
         return build(typing.cast(type[Any], tp), {} if value is None else value, key, base=base)

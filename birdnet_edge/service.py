@@ -23,6 +23,7 @@ import numpy as np
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource, MicrophoneSource, Source
 from birdnet_edge.audio.windows import make_batch
+from birdnet_edge.board import resolve_overlap
 from birdnet_edge.build import load_detector, thresholds
 from birdnet_edge.config import Config, load_config
 from birdnet_edge.detector import Detector, ScoredWindow
@@ -31,7 +32,7 @@ from birdnet_edge.events import DetectionContext, EventChange, EventTracker
 from birdnet_edge.filters import week_of_year
 from birdnet_edge.listener import Listener
 from birdnet_edge.memory import trim_heap
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
+from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES, ModelPaths
 from birdnet_edge.notify import Notifier
 from birdnet_edge.refine import refinement_of
 from birdnet_edge.sinks import Sink
@@ -62,7 +63,7 @@ class RunOptions:
     repeat: int = 1  # with input_file: play it this many times (soak tests)
 
 
-def detection_context(cfg: Config, detector: Detector) -> DetectionContext:
+def detection_context(cfg: Config, detector: Detector, overlap: float) -> DetectionContext:
     model = detector.classifier.model
     return DetectionContext(
         station=cfg.station.name,
@@ -71,7 +72,7 @@ def detection_context(cfg: Config, detector: Detector) -> DetectionContext:
         model=model.path.name,
         precision=model.precision,
         sensitivity=cfg.analysis.sensitivity,
-        overlap=cfg.analysis.overlap,
+        overlap=overlap,
         min_confidence=cfg.analysis.min_confidence,
     )
 
@@ -114,15 +115,18 @@ class Daemon:
         if self.mqtt is not None:
             self.sinks.append(self.mqtt)
         self.source = self._make_source()
+        self.overlap = resolve_overlap(cfg.analysis, ModelPaths.at(cfg.model.dir).dir)
         self.tracker = EventTracker(
-            detection_context(cfg, self.detector), cfg.events.gap_seconds, cfg.events.max_seconds
+            detection_context(cfg, self.detector, self.overlap),
+            cfg.events.gap_seconds,
+            cfg.events.max_seconds,
         )
         self.listener = Listener(
             self.source,
             self.detector,
             self.tracker,
             self.sinks,
-            overlap=cfg.analysis.overlap,
+            overlap=self.overlap,
             refinement=refinement_of(cfg.analysis.refine),
             on_batch=self._on_batch,
         )
@@ -319,12 +323,13 @@ class Daemon:
             return
         self._file_cfg = file_cfg
         self.detector.thresholds = new_thresholds
-        self.tracker.set_context(detection_context(new, self.detector))
+        overlap = resolve_overlap(new.analysis, ModelPaths.at(new.model.dir).dir)
+        self.tracker.set_context(detection_context(new, self.detector, overlap))
         self.tracker.gap = dt.timedelta(seconds=new.events.gap_seconds)
         self.tracker.max = dt.timedelta(seconds=new.events.max_seconds)
-        old = self.cfg.analysis
-        if (new.analysis.overlap, new.analysis.refine) != (old.overlap, old.refine):
-            self.listener.set_windows(new.analysis.overlap, refinement_of(new.analysis.refine))
+        if (overlap, new.analysis.refine) != (self.overlap, self.cfg.analysis.refine):
+            self.listener.set_windows(overlap, refinement_of(new.analysis.refine))
+            self.overlap = overlap
         if new.database != self.cfg.database:
             self.sqlite.set_retention(new.database.retention_days, new.database.max_size_mb)
         self.cfg = new
@@ -389,10 +394,11 @@ def run_daemon(cfg: Config, options: RunOptions) -> int:
     started = time.monotonic()
     daemon = Daemon(cfg, options, Notifier.from_env())
     _LOGGER.info(
-        "ready in %.1f s: %s, overlap %.1f s, min confidence %.2f",
+        "ready in %.1f s: %s, overlap %.1f s%s, min confidence %.2f",
         time.monotonic() - started,
         daemon.detector.classifier.model.path.name,
-        cfg.analysis.overlap,
+        daemon.overlap,
+        " with refinement" if cfg.analysis.refine.enabled else "",
         cfg.analysis.min_confidence,
     )
     daemon.install_signal_handlers()

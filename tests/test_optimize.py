@@ -203,6 +203,12 @@ def test_benchmark_measures_variants_side_by_side(
     report = json.loads(capsys.readouterr().out)
     assert {r["variant"] for r in report["results"]} == {"original", "optimized"}
     assert report["recommendation"].startswith("recommendation: ")
+    assert "dawn chorus (analysis.overlap: auto)" in report["recommendation"]
+    # Remembered for analysis.overlap: auto.
+    board = json.loads((tmp_path / "board.json").read_text(encoding="utf-8"))
+    assert board["per_window_ms"] == pytest.approx(
+        min(r["batch1_median_ms"] for r in report["results"]), abs=0.01
+    )
 
 
 def test_a_variant_of_a_model_that_is_not_the_pinned_one_is_rejected(

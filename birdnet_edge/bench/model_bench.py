@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from birdnet_edge.board import HEADROOM, BoardBenchmark, fitting_overlap, remember, today
+from birdnet_edge.board import max_grid_overlap as max_overlap
 from birdnet_edge.model.files import (
     AUDIO_MODEL,
     META_MODEL,
@@ -37,9 +38,6 @@ from birdnet_edge.model.runtime import (
     default_threads,
 )
 from birdnet_edge.model.variants import OPTIMIZED_MODEL
-
-HEADROOM = 0.30  # keep 30 % of the time budget free
-MAX_OVERLAP = 2.9  # the configuration's upper limit
 
 Say = Callable[[str], None]
 
@@ -74,13 +72,6 @@ def variant_files(model_dir: Path) -> list[tuple[str, Path]]:
         if path.name not in known and "MData" not in path.name:
             found.append((path.stem, path))
     return found
-
-
-def max_overlap(per_window_s: float, headroom: float = HEADROOM) -> float:
-    """The largest overlap (0.1 s steps) at which scoring uses at most ``1 - headroom``."""
-    hop = per_window_s / (1.0 - headroom)
-    overlap = math.floor((WINDOW_SECONDS - hop) * 10 + 1e-9) / 10
-    return max(0.0, min(MAX_OVERLAP, overlap))
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -204,11 +195,26 @@ def recommendation(results: Sequence[Measurement]) -> str:
         model = "the optimised model (model.variant: auto, once `model install` derived it)"
     else:
         model = f"model file {best.file}"
+    live = fitting_overlap(best.batch1_median_ms / 1000, refine=True)
     return (
         f"recommendation: {model} with {cfg}: {best.batch1_median_ms:.1f} ms per window "
         f"({best.realtime_factor:.0f}x real time); overlap up to {best.max_overlap_s:.1f} s "
-        f"keeps {HEADROOM:.0%} headroom"
+        f"keeps {HEADROOM:.0%} headroom on the grid alone, {live:.1f} s with refinement in a "
+        "dawn chorus (analysis.overlap: auto)"
     )
+
+
+def remember_best(results: Sequence[Measurement], model_dir: Path | None) -> Path | None:
+    """Remember the fastest setting for ``analysis.overlap: auto`` (``board.json``)."""
+    best = min(results, key=lambda m: m.batch1_median_ms)
+    board = BoardBenchmark(
+        per_window_ms=round(best.batch1_median_ms, 2),
+        variant=best.variant,
+        runtime=best.runtime,
+        threads=best.threads,
+        measured=today(),
+    )
+    return remember(ModelPaths.at(model_dir).dir, board)
 
 
 def analysis_throughput(audio: Path, model_dir: Path | None) -> tuple[float, float]:
@@ -246,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch=args.batch,
         say=say,
     )
+    saved = remember_best(results, args.model_dir) if results else None
+    if saved is not None:
+        say(f"remembered in {saved} for analysis.overlap: auto")
     throughput = analysis_throughput(args.audio, args.model_dir) if args.audio else None
     if throughput is not None:
         say(
