@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from birdnet_edge.audio.sources import Source
 from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
+from birdnet_edge.board import max_grid_overlap
 from birdnet_edge.detector import Detector, ScoredWindow
 from birdnet_edge.events import EventChange, EventTracker
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
@@ -51,6 +52,7 @@ class ListenerStats:
     events: int = 0
     dropped_seconds: float = 0.0
     unrefined: int = 0  # grid windows left unrefined because the model was behind
+    model_seconds: float = 0.0  # wall time spent scoring (and refining) windows
     last_batch: float = 0.0  # time.monotonic() of the last batch scored
     heartbeat: float = 0.0  # time.monotonic() of the loop's last turn (for the watchdog)
     #: Seconds from the end of a window's audio to its events leaving the pipeline.
@@ -134,6 +136,7 @@ class Listener:
                 self.source.stop()
                 if spans := self.windower.take(self.batch):
                     self._process(spans)
+            self._report_losses(final=True)  # what the last minute lost, before exiting
         finally:
             self.source.stop()
             self._emit(self.tracker.close_all())
@@ -161,6 +164,7 @@ class Listener:
         return min(MAX_WAIT, max(POLL_SECONDS, due))
 
     def _process(self, spans: list[WindowSpan]) -> None:
+        began = time.monotonic()
         scored = self.detector.score(self.batch, spans)
         windows = len(scored)
         if self.refiner is not None:
@@ -183,6 +187,7 @@ class Listener:
         now = time.time()
         self.stats.latencies.append(now - audio_end)
         self.stats.windows += windows  # every window scored, grid and refinement
+        self.stats.model_seconds += time.monotonic() - began
         self.stats.batches += 1
         self.stats.last_batch = time.monotonic()
         if self.on_batch is not None:
@@ -200,9 +205,9 @@ class Listener:
         speed is never behind: it waits for the model)."""
         return self.source.block_seconds is not None and self.windower.pending() > 0
 
-    def _report_losses(self) -> None:
+    def _report_losses(self, *, final: bool = False) -> None:
         now = time.monotonic()
-        if now < self._next_report:
+        if now < self._next_report and not final:
             return
         dropped = self.windower.dropped_samples
         overflows = self.source.stats.overflows
@@ -210,9 +215,9 @@ class Listener:
             seconds = (dropped - self._reported_drop) / SAMPLE_RATE
             self.stats.dropped_seconds += seconds
             _LOGGER.warning(
-                "the model fell behind and %.1f s of audio were dropped: lower analysis.overlap, "
-                "use an INT8 model, or raise model.threads",
+                "the model fell behind and %.1f s of audio were dropped: %s",
                 seconds,
+                self._what_fits(),
             )
         if overflows > self._reported_overflows:
             _LOGGER.warning(
@@ -223,13 +228,24 @@ class Listener:
         unrefined = self.stats.unrefined - self._reported_unrefined
         if unrefined:
             _LOGGER.warning(
-                "the model was behind: %d grid windows went unrefined (fewer birds found); "
-                "lower analysis.overlap, raise analysis.refine.candidate or use a faster model",
+                "the model was behind: %d grid windows went unrefined (fewer birds found): %s",
                 unrefined,
+                self._what_fits(),
             )
         self._reported_drop, self._reported_overflows = dropped, overflows
         self._reported_unrefined = self.stats.unrefined
         self._next_report = now + REPORT_EVERY
+
+    def _what_fits(self) -> str:
+        """Advice with the overlap this board's measured time per window keeps up with."""
+        if self.stats.windows == 0:
+            return "lower analysis.overlap, or use a faster model"
+        per_window = self.stats.model_seconds / self.stats.windows
+        return (
+            f"at {1000 * per_window:.0f} ms per window, analysis.overlap "
+            f"{max_grid_overlap(per_window):g} or less keeps up (or raise "
+            "analysis.refine.candidate, use a faster model, or set analysis.overlap: auto)"
+        )
 
 
 def _utc(timestamp: float) -> dt.datetime:
