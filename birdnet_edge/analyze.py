@@ -11,7 +11,7 @@ from typing import TextIO
 
 from birdnet_edge.audio.decode import file_duration, iter_audio
 from birdnet_edge.detector import Detector, scan
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SECONDS
+from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
 from birdnet_edge.model.labels import Label
 from birdnet_edge.refine import Refinement
 
@@ -59,10 +59,19 @@ def analyze_file(
         if progress and duration > 0:
             done = min(100.0, 100.0 * (start + WINDOW_SECONDS) / duration)
             print(f"\r{path.name}: {done:5.1f} %", end="", file=sys.stderr, flush=True)
+        end = window_end(scored.span.start, scored.span.audio)
         for index, confidence in scored.hits:
-            yield Row(start, start + WINDOW_SECONDS, detector.labels[index], confidence, path)
+            yield Row(start, end, detector.labels[index], confidence, path)
     if progress:
         print(file=sys.stderr)
+
+
+def window_end(start: int, audio: int) -> float:
+    """A window's end in seconds, as BirdNET-Analyzer reports it: start + 3 s, or for a
+    zero-padded last window the recording's end, rounded to 2 decimals (72.048 s: 72.05)."""
+    if audio >= WINDOW_SAMPLES:
+        return start / SAMPLE_RATE + WINDOW_SECONDS
+    return round((start + audio) / SAMPLE_RATE, 2)
 
 
 def _seconds(x: float) -> str:

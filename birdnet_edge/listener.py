@@ -20,7 +20,7 @@ from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
 from birdnet_edge.board import max_grid_overlap
 from birdnet_edge.detector import Detector, ScoredWindow
 from birdnet_edge.events import EventChange, EventTracker
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
+from birdnet_edge.model.files import SAMPLE_RATE
 from birdnet_edge.refine import Refinement, Refiner
 from birdnet_edge.sinks import Sink
 
@@ -181,7 +181,7 @@ class Listener:
         audio_end = 0.0
         for window in scored:
             start = clock.time_of(window.span.start)
-            end = start + WINDOW_SAMPLES / SAMPLE_RATE
+            end = start + window.span.audio / SAMPLE_RATE  # a padded last window: the file's end
             audio_end = clock.time_of(window.span.start + window.span.audio)
             self._emit(self.tracker.window(_utc(start), _utc(end), window.hits, labels))
         now = time.time()
