@@ -31,6 +31,7 @@ SYSTEM_DB_PATH = Path("/var/lib/birdnet-edge/detections.db")
 SYSTEM_CONFIG_PATH = Path("/etc/birdnet-edge/config.yaml")
 
 LIST_LIMIT = 25  # `log` without --limit
+SQLITE_MAX_INT = 2**63 - 1
 FOLLOW_POLL_SECONDS = 1.0
 CHART_WIDTH = 50
 
@@ -138,7 +139,7 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+    return min(value, SQLITE_MAX_INT)  # more rows than SQLite can count is all of them
 
 
 # -- handlers ---------------------------------------------------------------------------------

@@ -135,6 +135,19 @@ def test_bad_time_names_the_option_and_the_forms(new_york: None) -> None:
 # -- log --------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("command", [["log"], ["log", "export"], ["log", "summary"]])
+def test_a_limit_beyond_sqlites_integers_means_all(
+    scene_db: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    huge = "999999999999999999999"
+    code, out, err = run_log([*command, "--db", str(scene_db), "--limit", huge], capsys)
+    assert code == 0, err
+    assert err == ""
+    code, everything, _ = run_log([*command, "--db", str(scene_db), "--limit", "1000"], capsys)
+    assert code == 0
+    assert out == everything
+
+
 def test_log_lists_the_latest_oldest_first_in_station_time(
     scene_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
