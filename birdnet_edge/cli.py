@@ -258,6 +258,7 @@ def _analyze_overlap(args: argparse.Namespace, cfg: Config) -> float:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from birdnet_edge.analyze import analyze_file, write_csv, write_raven
+    from birdnet_edge.audio.decode import check_audio_file
     from birdnet_edge.build import load_detector
     from birdnet_edge.config import build
     from birdnet_edge.paths import check_output, written_whole
@@ -300,10 +301,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         filters = dataclasses.replace(filters, range_filter=True)
     cfg = dataclasses.replace(cfg, analysis=analysis, station=station, filters=filters)
     for f in args.files:
-        if f.is_dir():
-            raise BirdnetEdgeError(f"{f} is a folder: give the audio files in it, e.g. {f}/*.wav")
-        if not f.is_file():
-            raise BirdnetEdgeError(f"audio file {f} does not exist: check the path")
+        check_audio_file(f)
     if args.output:
         check_output(args.output)
     detector = load_detector(cfg)
@@ -491,10 +489,13 @@ def _run_config_path(args: argparse.Namespace) -> Path | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from birdnet_edge.audio.decode import check_audio_file
     from birdnet_edge.service import RunOptions, run_daemon
 
     args.config = _run_config_path(args)
     cfg = _config_with(args)
+    if args.input is not None:
+        check_audio_file(args.input)  # before the model loads
     if args.config is not None:
         _LOGGER.info("config %s", args.config)
     options = RunOptions(

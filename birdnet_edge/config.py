@@ -260,6 +260,7 @@ def load_config(path: Path | str | None) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text: save it as UTF-8") from None
     try:
+        _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), "", path)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -268,6 +269,26 @@ def load_config(path: Path | str | None) -> Config:
     if data is None:
         data = {}
     return build(Config, data, "", base=path.parent)
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, prefix: str, path: Path) -> None:
+    """YAML keeps the last of two equal keys silently; a config that says a thing twice is
+    an error naming the key path and both lines."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{prefix}[{i}]", path)
+    elif isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            line = key.start_mark.line + 1
+            if name in seen:
+                raise ConfigError(
+                    f"{path}: {_join(prefix, name)} is set twice (lines {seen[name]} and "
+                    f"{line}): keep one"
+                )
+            seen[name] = line
+            _refuse_duplicate_keys(value, _join(prefix, name), path)
 
 
 def build(cls: type[T], data: Any, prefix: str, *, base: Path | None = None) -> T:

@@ -119,3 +119,13 @@ def test_check_config_command(tmp_path: Path) -> None:
         .splitlines()[-1]
         .startswith("birdnet-edge: error: analysis.sensitivity: must be between 0.5 and 1.5")
     )
+
+
+def test_a_key_set_twice_is_an_error_naming_its_path(tmp_path: Path) -> None:
+    path = _write(tmp_path, "analysis:\n  overlap: 1\nmqtt:\n  tls:\n    enabled: true\n"
+                  "    enabled: false\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"mqtt\.tls\.enabled is set twice \(lines 5 and 6\)"):
+        load_config(path)
+    path = _write(tmp_path, "station: {name: a}\nstation: {name: b}\n")
+    with pytest.raises(ConfigError, match=r": station is set twice \(lines 1 and 2\): keep one"):
+        load_config(path)

@@ -9,6 +9,7 @@ import pytest
 import soundfile
 
 from birdnet_edge.audio.decode import iter_audio
+from tests.conftest import run_cli
 
 
 def _decoded(path: Path, block_seconds: float = 10.0) -> np.ndarray:
@@ -45,3 +46,28 @@ def test_other_rates_are_resampled_to_48_khz_the_same_in_any_blocks(tmp_path: Pa
     whole = _decoded(path)
     assert abs(len(whole) - 3 * 48_000) <= 1
     np.testing.assert_allclose(_decoded(path, block_seconds=0.5), whole, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("folder", "is a folder: give the audio files in it"),
+        ("/dev/zero", "is a character device, not an audio file"),
+        ("missing.wav", "does not exist: check the path"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "analyze"])
+def test_an_input_that_is_not_an_audio_file_is_named_for_what_it_is(
+    tmp_path: Path, path: str, says: str, command: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    target = path if path.startswith("/") else str(tmp_path / path)
+    args = ["run", "--input", target, "--fast"] if command == "run" else ["analyze", target]
+    # The input is checked first, before the model is looked for.
+    if command == "analyze":
+        args += ["--model-dir", str(tmp_path / "no-model")]
+    proc = run_cli(args, env={"XDG_DATA_HOME": str(tmp_path / "no-data")})
+    assert proc.returncode != 0
+    (line,) = proc.stderr.strip().splitlines()
+    assert says in line
+    assert "does not exist" not in line or path == "missing.wav"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,35 @@ def file_duration(path: Path) -> float:
     return float(info.frames) / float(info.samplerate)
 
 
+def check_audio_file(path: Path) -> None:
+    """Raise a one-line :class:`AudioError` unless ``path`` is a regular file, naming what it is."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AudioError(f"audio file {path} does not exist: check the path") from None
+    except OSError as exc:
+        raise AudioError(f"cannot read audio file {path}: {exc.strerror}") from None
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise AudioError(f"{path} is a folder: give the audio files in it, e.g. {path}/*.wav")
+    kind = (
+        "a character device"
+        if stat.S_ISCHR(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "a pipe"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise AudioError(
+        f"{path} is {kind}, not an audio file: give a WAV, FLAC, OGG or MP3 file "
+        "(live audio comes from audio.device)"
+    )
+
+
 def iter_audio(path: Path, block_seconds: float = 10.0) -> Iterator[FloatArray]:
     """Yield the file's audio as consecutive 48 kHz mono float32 blocks.
 
@@ -45,8 +75,7 @@ def iter_audio(path: Path, block_seconds: float = 10.0) -> Iterator[FloatArray]:
     import soxr
 
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"audio file {path} does not exist: check the path")
+    check_audio_file(path)
     try:
         with soundfile.SoundFile(str(path)) as f:
             rate = int(f.samplerate)
