@@ -93,6 +93,13 @@ def _add_analyze_parser(sub: Any) -> None:
         help="also score the windows between grid windows where a species comes near the "
         "threshold, as the daemon does (analysis.refine)",
     )
+    p.add_argument(
+        "--top-n",
+        type=int,
+        metavar="N",
+        help="report each window's N best labels whatever their score (--min-conf is then "
+        "ignored, as in BirdNET-Analyzer), within the species list or range filter",
+    )
     p.add_argument("--species-list", type=Path, help="only report the species in this file")
     p.add_argument("--lat", type=float, help="latitude for the range filter")
     p.add_argument("--lon", type=float, help="longitude for the range filter")
@@ -304,7 +311,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         check_audio_file(f)
     if args.output:
         check_output(args.output)
+    if args.top_n is not None and args.top_n < 1:
+        raise BirdnetEdgeError(f"--top-n must be at least 1, got {args.top_n}")
+    if args.top_n and args.refine:
+        raise BirdnetEdgeError("--top-n and --refine do not go together: choose one")
     detector = load_detector(cfg)
+    if args.top_n:
+        detector.thresholds = dataclasses.replace(detector.thresholds, top_n=args.top_n)
     write = write_raven if args.format == "raven" else write_csv
     progress = sys.stderr.isatty()
     refinement = refinement_of(cfg.analysis.refine) if args.refine else None

@@ -28,6 +28,8 @@ class Thresholds:
     min_confidence: float = 0.25
     sensitivity: float = 1.0
     allowed: BoolArray | None = field(default=None, compare=False)
+    #: Report each window's ``top_n`` best allowed labels whatever their score (analyze only).
+    top_n: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Detector:
         t = self.thresholds  # read once: a reload swaps the whole value
         conf = confidences(self.classifier.logits(windows[:n]), t.sensitivity)
         return [
-            ScoredWindow(span, conf[i], window_hits(conf[i], t.min_confidence, t.allowed))
+            ScoredWindow(span, conf[i], window_hits(conf[i], t.min_confidence, t.allowed, t.top_n))
             for i, span in enumerate(spans)
         ]
 

@@ -51,14 +51,27 @@ def excluded(labels: Sequence[Label], names: Iterable[str]) -> frozenset[int]:
 
 
 def window_hits(
-    confidences: FloatArray, min_confidence: float, allowed: BoolArray | None
+    confidences: FloatArray,
+    min_confidence: float,
+    allowed: BoolArray | None,
+    top_n: int | None = None,
 ) -> list[tuple[int, float]]:
-    """``(label, confidence)`` of one window's labels at or above the threshold, best first."""
-    above = confidences >= np.float32(min_confidence)
+    """``(label, confidence)`` of one window's labels at or above the threshold, best first.
+
+    With ``top_n`` (BirdNET-Analyzer's ``--top_n``), the ``top_n`` best allowed labels instead,
+    whatever their score.
+    """
+    above = (
+        np.ones(len(confidences), dtype=bool)
+        if top_n
+        else confidences >= np.float32(min_confidence)
+    )
     if allowed is not None:
         above &= allowed
     idx = np.flatnonzero(above)
     if len(idx) == 0:
         return []
     order = idx[np.argsort(-confidences[idx], kind="stable")]
+    if top_n:
+        order = order[:top_n]
     return [(int(i), float(confidences[i])) for i in order]

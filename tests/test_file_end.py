@@ -81,3 +81,30 @@ def test_a_replays_last_event_ends_at_the_files_end(short_file: Path, model_dir:
     Listener(source, detector, EventTracker(context), [sink]).run(threading.Event())
     ends = [(c.event.end - start).total_seconds() for c in sink.changes if c.kind == "closed"]
     assert max(ends) == pytest.approx(71.048, abs=1e-3)
+
+
+@pytest.mark.model
+def test_analyze_top_n_reports_each_windows_best_labels_within_the_list(
+    soundscape: Path, model_dir: Path, data_dir: Path
+) -> None:
+    species = data_dir / "bna-2.4-expected" / "species_list.txt"
+    common = ["analyze", str(soundscape), "--model-dir", str(model_dir)]
+    common += ["--species-list", str(species)]
+    top = run_cli([*common, "--top-n", "2", "--min-conf", "0.9"])
+    everything = run_cli([*common, "--min-conf", "0.01"])
+    assert top.returncode == 0, top.stderr
+    assert everything.returncode == 0, everything.stderr
+    top_rows = [r.split(",") for r in top.stdout.splitlines()[1:]]
+    all_rows = [r.split(",") for r in everything.stdout.splitlines()[1:]]
+    allowed = {line.split("_")[0] for line in species.read_text().splitlines() if line}
+    by_window: dict[str, list[list[str]]] = {}
+    for r in top_rows:
+        by_window.setdefault(r[0], []).append(r)
+    assert len(by_window) == 40  # every window, though --min-conf 0.9 would keep few
+    for start, rows in by_window.items():
+        assert len(rows) == 2
+        assert all(r[2] in allowed for r in rows)
+        best = [r for r in all_rows if r[0] == start][:2]  # analyze sorts best first
+        assert rows[: len(best)] == best
+        assert all(float(r[4]) < 0.01 for r in rows[len(best) :])
+    assert any(float(r[4]) < 0.9 for r in top_rows)

@@ -63,3 +63,15 @@ def test_allowed_mask_intersects_and_excludes() -> None:
 )
 def test_week_of_year(day: dt.date, week: int) -> None:
     assert week_of_year(day) == week
+
+
+def test_top_n_takes_the_best_allowed_labels_whatever_their_score() -> None:
+    from birdnet_edge.filters import window_hits
+
+    conf = np.array([0.01, 0.5, 0.02, 0.9, 0.03], dtype=np.float32)
+    allowed = np.array([True, True, True, False, True])
+    assert window_hits(conf, 0.7, allowed) == []
+    hits = window_hits(conf, 0.7, allowed, top_n=3)
+    assert [i for i, _ in hits] == [1, 4, 2]  # best first, label 3 not allowed
+    assert hits[0][1] == pytest.approx(0.5)
+    assert [i for i, _ in window_hits(conf, 0.7, None, top_n=2)] == [3, 1]
