@@ -192,6 +192,8 @@ class Daemon:
         finally:
             self._shut_down(thread)
         self._write_scores()
+        if not failure and isinstance(self.source, FileSource) and self.source.error:
+            failure.append(self.source.error)  # after everything decoded was scored
         if failure:
             exc = failure[0]
             if isinstance(exc, BirdnetEdgeError):

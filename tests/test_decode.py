@@ -71,3 +71,26 @@ def test_an_input_that_is_not_an_audio_file_is_named_for_what_it_is(
     (line,) = proc.stderr.strip().splitlines()
     assert says in line
     assert "does not exist" not in line or path == "missing.wav"
+
+
+@pytest.mark.model
+def test_a_truncated_file_is_scored_up_to_the_damage_then_reported(
+    soundscape: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    data = soundscape.read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[: len(data) * 6 // 10])  # about 71 s of the 120 s survive
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"model: {{dir: {model_dir}}}\ndatabase: {{path: {tmp_path / 'd.db'}}}\n"
+        "analysis: {overlap: 0, refine: {enabled: false}}\n"
+    )
+    scores = tmp_path / "scores.npz"
+    proc = run_cli(["run", "-c", str(config), "--input", str(cut), "--fast", "--quiet",
+                    "--scores-out", str(scores)])  # fmt: skip
+    assert proc.returncode != 0
+    (line,) = [x for x in proc.stderr.splitlines() if "error" in x]
+    assert "is damaged or truncated: decoding stopped at" in line
+    assert "the audio before it was analysed" in line
+    starts = np.load(scores)["starts"] / 48_000
+    assert starts.max() >= 66.0  # every window up to the damage was scored

@@ -76,6 +76,8 @@ def iter_audio(path: Path, block_seconds: float = 10.0) -> Iterator[FloatArray]:
 
     path = Path(path)
     check_audio_file(path)
+    read = 0
+    rate = SAMPLE_RATE
     try:
         with soundfile.SoundFile(str(path)) as f:
             rate = int(f.samplerate)
@@ -86,11 +88,13 @@ def iter_audio(path: Path, block_seconds: float = 10.0) -> Iterator[FloatArray]:
             )
             frames = max(1, int(block_seconds * rate))
             pcm16 = f.subtype == "PCM_16"
+            read = 0
             while True:
                 if pcm16:
                     block = _read_pcm16(f, frames)
                 else:
                     block = f.read(frames, dtype="float32", always_2d=True)
+                read += len(block)
                 last = len(block) < frames
                 mono = downmix(block)
                 if resampler is not None:
@@ -102,6 +106,11 @@ def iter_audio(path: Path, block_seconds: float = 10.0) -> Iterator[FloatArray]:
     except AudioError:
         raise
     except Exception as exc:
+        if read:  # it decoded, then stopped: a damaged or cut-off file
+            raise AudioError(
+                f"audio file {path} is damaged or truncated: decoding stopped at "
+                f"{read / rate:.1f} s ({_detail(exc)})"
+            ) from None
         raise AudioError(_why(path, exc)) from None
 
 
@@ -112,6 +121,9 @@ def _read_pcm16(f: typing.Any, frames: int) -> FloatArray:
     return typing.cast(FloatArray, block)
 
 
+def _detail(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _why(path: Path, exc: BaseException) -> str:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"cannot decode audio file {path} ({detail}): use a WAV, FLAC, OGG or MP3 file"
+    return f"cannot decode audio file {path} ({_detail(exc)}): use a WAV, FLAC, OGG or MP3 file"

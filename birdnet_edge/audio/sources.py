@@ -165,7 +165,8 @@ class FileSource:
                     self.ring.write(piece)
                     self.last_block = time.monotonic()
         except AudioError as exc:
-            self.error = exc
+            decoded = self.ring.written > 0
+            self.error = AudioError(f"{exc}; the audio before it was analysed") if decoded else exc
         finally:
             self._done.set()
 
@@ -185,10 +186,9 @@ class FileSource:
         return not self._stop.is_set()
 
     def poll(self) -> bool:
-        done = self._done.is_set()  # first: the reader sets error before done
-        if self.error is not None:
-            raise self.error
-        return done
+        # A decode error ends the replay like the file's end: the audio decoded before it is
+        # still scored, and the daemon reports the error once it has been (see ``error``).
+        return self._done.is_set()
 
     def gap(self) -> int | None:
         return None
