@@ -503,10 +503,13 @@ def _run_config_path(args: argparse.Namespace) -> Path | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from birdnet_edge.audio.decode import check_audio_file
+    from birdnet_edge.preflight import preflight
     from birdnet_edge.service import RunOptions, run_daemon
 
     args.config = _run_config_path(args)
     cfg = _config_with(args)
+    for warning in preflight(cfg):  # the checks check-config makes, before anything starts
+        _LOGGER.warning("%s", warning)
     if args.input is not None:
         check_audio_file(args.input)  # before the model loads
     if args.config is not None:
@@ -537,10 +540,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     from birdnet_edge.board import overlap_warning
     from birdnet_edge.model.files import ModelPaths
+    from birdnet_edge.preflight import preflight
 
     cfg = load_config(args.file)
-    warning = overlap_warning(cfg.analysis, ModelPaths.at(cfg.model.dir).dir)
-    if warning is not None:
+    warnings = preflight(cfg)  # what `run` would refuse, and what it would warn about
+    overlap = overlap_warning(cfg.analysis, ModelPaths.at(cfg.model.dir).dir)
+    for warning in [*warnings, *([overlap] if overlap else [])]:
         print(f"{args.file}: warning: {warning}", file=sys.stderr)
     print(f"{args.file}: OK")
     return 0

@@ -8,6 +8,7 @@ variable ``BIRDNET_EDGE_MQTT_PASSWORD``, or the systemd credential ``mqtt-passwo
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,3 +59,21 @@ def mqtt_password(cfg: MQTTConfig, env: Mapping[str, str] | None = None) -> Secr
             if value.strip():  # the unit's SetCredential= fallback is a blank credential
                 return Secret(value, f"credential {path}")
     return None
+
+
+def exposed_password_file(cfg: MQTTConfig) -> str | None:
+    """A warning when ``mqtt.password_file`` can be read by its group or others (ssh refuses
+    such keys); None when it cannot, or no such file is configured."""
+    path = cfg.password_file
+    if path is None:
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # reading it fails with its own message
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    return (
+        f"mqtt.password_file {path} can be read by other users (mode {stat.S_IMODE(mode):04o}): "
+        f"chmod 600 {path}"
+    )

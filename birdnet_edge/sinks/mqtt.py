@@ -124,6 +124,23 @@ def _refusal_fix(reason: str) -> str:
     return "check the broker's log and its settings for this client"
 
 
+def check_settings(cfg: Config) -> Secret | None:
+    """Everything the publisher refuses in ``cfg.mqtt``, checked without connecting (``run``
+    and ``check-config`` alike); returns the password."""
+    m = cfg.mqtt
+    Topics.for_station(cfg.station.name, m.topic_prefix)
+    topic_prefix(m.discovery.prefix, "mqtt.discovery.prefix")
+    if m.tls.enabled:
+        _tls_context(m.tls)
+    password = mqtt_password(m)
+    if password is not None and not m.username:
+        raise ConfigError(
+            f"mqtt.username: a password is configured ({password.source}) but no user "
+            "name: set mqtt.username"
+        )
+    return password
+
+
 def _tls_context(tls: TLSConfig) -> ssl.SSLContext:
     """A client context that verifies the broker (against ``ca_file`` or the system CAs)."""
     try:
@@ -184,6 +201,7 @@ class MQTTPublisher:
     ) -> None:
         m = cfg.mqtt
         self.cfg = cfg
+        password = check_settings(cfg)
         self.topics = Topics.for_station(cfg.station.name, m.topic_prefix)
         self.discovery_prefix = topic_prefix(m.discovery.prefix, "mqtt.discovery.prefix")
         self.client_id = m.client_id or f"birdnet-edge-{slug(cfg.station.name)}"
@@ -191,12 +209,6 @@ class MQTTPublisher:
         self.min_windows = m.min_windows
         self.retry_min, self.retry_max, self.retry_refused = retry_min, retry_max, retry_refused
         self.device = Device(cfg.station.name, "BirdNET V2.4", __version__)
-        password = mqtt_password(m)
-        if password is not None and not m.username:
-            raise ConfigError(
-                f"mqtt.username: a password is configured ({password.source}) but no user "
-                "name: set mqtt.username"
-            )
         self._client = self._make_client(password)
         self.db_path = db_path
         self._outbox = Outbox(db_path)
