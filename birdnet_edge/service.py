@@ -92,12 +92,7 @@ class Daemon:
         self._file_cfg = load_config(options.config_path) if options.config_path else cfg
         self._range_week = range_week(cfg)
         self._scores: list[tuple[int, np.ndarray]] = []
-        self.notifier.status("loading the model")
-        self.detector = load_detector(cfg)
-        # The first invoke() packs the weights (hundreds of ms): pay it now, not on a bird.
-        self.detector.classifier.logits(make_batch(1))
-        released = self.detector.classifier.model.release_file_pages()
-        _LOGGER.debug("released %.0f MB of model file pages", released / 1e6)
+        # The database first: one that cannot be used stops the start before the model loads.
         self.db_path = cfg.database.path or default_db_path()
         self.mqtt = MQTTPublisher(cfg, self.db_path) if cfg.mqtt.enabled else None
         self.sqlite = SQLiteSink(
@@ -110,6 +105,12 @@ class Daemon:
             # The console line for an event appears once it is in the database.
             after_write=ConsoleSink() if options.console else None,
         )
+        self.notifier.status("loading the model")
+        self.detector = load_detector(cfg)
+        # The first invoke() packs the weights (hundreds of ms): pay it now, not on a bird.
+        self.detector.classifier.logits(make_batch(1))
+        released = self.detector.classifier.model.release_file_pages()
+        _LOGGER.debug("released %.0f MB of model file pages", released / 1e6)
         self.today = _DayCounter()
         self.sinks: list[Sink] = [self.sqlite, self.today]
         if self.mqtt is not None:

@@ -258,8 +258,16 @@ def _error_name(exc: BaseException) -> str:
     return "SQLITE_ERROR"
 
 
+DISK_FULL = (
+    "the disk is full: free space on that file system, or set database.retention_days or "
+    "database.max_size_mb"
+)
+
+
 def describe_storage_error(exc: BaseException, path: Path | None = None) -> str:
     """What went wrong writing the database at ``path``, and what the user can do about it."""
+    if path is not None and _no_space(path):
+        return DISK_FULL  # SQLite may say only "disk I/O error" when it cannot grow a file
     if path is not None and _read_only_fs(path):
         return (
             "the file system holding it is mounted read-only (after a storage error, see dmesg): "
@@ -269,10 +277,7 @@ def describe_storage_error(exc: BaseException, path: Path | None = None) -> str:
         return f"{exc.strerror or exc}: check that the directory exists and is writable"
     name = _error_name(exc)
     if name.startswith("SQLITE_FULL"):
-        return (
-            "the disk is full: free space on that file system, or set database.retention_days "
-            "or database.max_size_mb"
-        )
+        return DISK_FULL
     if name.startswith("SQLITE_READONLY"):
         return (
             "the database is read-only: make the file, its directory and the file system "
@@ -290,6 +295,47 @@ def describe_storage_error(exc: BaseException, path: Path | None = None) -> str:
     return (
         f"{exc} ({name}): check the storage device (dmesg) and that the file system is "
         "writable and not full"
+    )
+
+
+def _no_space(path: Path) -> bool:
+    """Whether the file system holding ``path`` has no free block left for this user."""
+    for directory in path.parents:
+        try:
+            return os.statvfs(directory).f_bavail == 0
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return False
+
+
+def unusable_at_start(exc: BaseException, path: Path) -> BirdnetEdgeError | None:
+    """The one-line error to refuse to start with, when the database at ``path`` cannot be used
+    and waiting will not help; None for a read-only file system, which the writer waits out
+    (it is remounted read-write after a storage error is repaired)."""
+    if path.is_dir():
+        return BirdnetEdgeError(
+            f"database.path {path} is a folder, not a database file: set database.path to a "
+            f"file name, e.g. {path / 'detections.db'}"
+        )
+    if _no_space(path):
+        return BirdnetEdgeError(f"cannot open the detection database {path}: {DISK_FULL}")
+    if _read_only_fs(path):
+        return None
+    name = _error_name(exc)
+    if isinstance(exc, PermissionError) or name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
+        return BirdnetEdgeError(
+            f"cannot open the detection database {path}: permission denied: make the file and "
+            "its folder readable and writable for this user (or set database.path elsewhere)"
+        )
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return BirdnetEdgeError(
+            f"the detection database {path} is damaged ({exc}): move it away to start a new "
+            f"one, or try `sqlite3 {path} .recover`"
+        )
+    return BirdnetEdgeError(
+        f"cannot open the detection database {path}: {describe_storage_error(exc, path)}"
     )
 
 
@@ -375,7 +421,7 @@ class SQLiteSink:
         self.written = 0  # event states committed (for tests and statistics)
         self.commits = 0  # transactions committed
         self._barriers: list[threading.Event] = []  # set once everything before them is written
-        self._connect()
+        self._connect(at_start=True)
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -561,21 +607,30 @@ class SQLiteSink:
             except Exception:
                 _LOGGER.exception("reporting a written event failed")
 
-    def _connect(self) -> sqlite3.Connection | None:
-        """Open the database; storage errors are reported and retried, others raise."""
+    def _connect(self, *, at_start: bool = False) -> sqlite3.Connection | None:
+        """Open the database; storage errors are reported and retried, others raise.
+
+        At start, a database that cannot be used and will not heal by waiting (damaged, a
+        folder, no permission, a full disk) raises instead: the daemon must not run while
+        it drops every event.
+        """
         try:
             conn = open_database(self.path)
+            if not self._recovered:
+                # Events left open by a crash or power cut are over: mark them closed (this
+                # also reads the table, so a damaged file shows here).
+                try:
+                    conn.execute("UPDATE detections SET closed = 1 WHERE closed = 0")
+                except BaseException:
+                    conn.close()
+                    raise
         except (sqlite3.Error, OSError) as exc:
+            refusal = unusable_at_start(exc, self.path) if at_start else None
+            if refusal is not None:
+                raise refusal from None
             self._failed(exc)
             return None
-        if not self._recovered:
-            try:  # events left open by a crash or power cut are over: mark them closed
-                conn.execute("UPDATE detections SET closed = 1 WHERE closed = 0")
-            except sqlite3.Error as exc:
-                conn.close()
-                self._failed(exc)
-                return None
-            self._recovered = True
+        self._recovered = True
         self._conn = conn
         return conn
 
