@@ -97,7 +97,7 @@ class Daemon:
         self.mqtt = MQTTPublisher(cfg, self.db_path) if cfg.mqtt.enabled else None
         self.sqlite = SQLiteSink(
             self.db_path,
-            outbox_payload=self.mqtt.payload if self.mqtt else None,
+            outbox_messages=self.mqtt.messages if self.mqtt else None,
             min_windows=cfg.mqtt.min_windows,
             on_outbox=self.mqtt.wake if self.mqtt else None,
             retention_days=cfg.database.retention_days,
@@ -343,7 +343,7 @@ class Daemon:
         """Swap the MQTT publisher for one built from ``new``; audio keeps flowing."""
         publisher = MQTTPublisher(new, self.db_path) if new.mqtt.enabled else None
         old, self.mqtt = self.mqtt, publisher
-        self.sqlite.outbox_payload = publisher.payload if publisher else None
+        self.sqlite.outbox_messages = publisher.messages if publisher else None
         self.sqlite.on_outbox = publisher.wake if publisher else None
         self.sqlite.min_windows = new.mqtt.min_windows
         sinks = [s for s in self.sinks if s is not old]

@@ -8,6 +8,7 @@ synthetic events on command) so it can be SIGKILLed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -46,8 +47,8 @@ CONTEXT = DetectionContext(
     STATION, 52.52, 13.405, "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite", "FP32", 1.0, 0.0, 0.7
 )
 DETECTION_KEYS = {
-    "id", "start", "end", "scientific_name", "common_name", "confidence", "station",
-    "latitude", "longitude", "model", "precision",
+    "id", "status", "windows", "start", "end", "scientific_name", "common_name", "confidence",
+    "station", "latitude", "longitude", "model", "precision",
 }  # fmt: skip
 FAST = {"retry_min": 0.2, "retry_max": 0.5}
 
@@ -87,7 +88,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str =
 
 def outbox_rows(db: Path) -> int:
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        # Detections waiting (each also has a Home Assistant event row on the event topic).
+        query = "SELECT count(*) FROM outbox WHERE topic = 'detection'"
+        return int(conn.execute(query).fetchone()[0])
 
 
 def detections(sub: Any) -> list[dict[str, Any]]:
@@ -109,7 +112,7 @@ class Pipeline:
         self.publisher = MQTTPublisher(cfg, db, **{**FAST, **retry})
         self.sink = SQLiteSink(
             db,
-            outbox_payload=self.publisher.payload,
+            outbox_messages=self.publisher.messages,
             min_windows=cfg.mqtt.min_windows,
             on_outbox=self.publisher.wake,
         )
@@ -294,10 +297,14 @@ def test_min_windows_publishes_once_the_event_is_confirmed(broker: Broker, tmp_p
         p.change(EventChange("updated", make_event(1, windows=2)))
         p.change(EventChange("updated", make_event(1, windows=3)))
         p.change(EventChange("closed", make_event(1, windows=3)))
-        sub.wait_for(lambda ms: len(ms) >= 2)
+        sub.wait_for(lambda ms: len(ms) >= 3)
         time.sleep(0.5)
-        assert sorted(m.topic for m in sub.messages) == [TOPICS.detection, TOPICS.event]
-        assert json.loads(sub.on(TOPICS.detection)[0].payload)["id"] == event_id(1)
+        assert sorted(m.topic for m in sub.messages) == [
+            TOPICS.detection, TOPICS.detection, TOPICS.event
+        ]  # fmt: skip
+        opened, final = (json.loads(m.payload) for m in sub.on(TOPICS.detection))
+        assert (opened["id"], opened["status"], opened["windows"]) == (event_id(1), "open", 2)
+        assert (final["id"], final["status"], final["windows"]) == (event_id(1), "final", 3)
 
 
 def test_todays_counts_survive_a_restart(broker: Broker, tmp_path: Path) -> None:
@@ -321,20 +328,28 @@ def test_broker_outage_loses_nothing_and_keeps_the_order(broker: Broker, tmp_pat
     db = tmp_path / "d.db"
     # a persistent session: the broker keeps the subscription (and queues for it) across restarts
     with (
-        subscriber(broker, [TOPICS.detection], client_id="test-outage") as sub,
+        subscriber(broker, [TOPICS.detection, TOPICS.event], client_id="test-outage") as sub,
         pipeline(mqtt_cfg(broker), db) as p,
     ):
         p.detect(range(2))
-        sub.wait_for(lambda ms: len(ms) >= 2)
+        sub.wait_for(lambda ms: len(ms) >= 4)
         broker.stop()
         wait_until(lambda: p.publisher.state != "connected", what="publisher notices the outage")
         p.detect(range(2, 27))  # 25 detections while the broker is away
         assert outbox_rows(db) == 25
         wait_until(lambda: p.publisher.pending == 25, timeout=10, what="pending count")
         assert p.publisher.state.startswith(("unreachable", "disconnected"))
+        time.sleep(1.0)  # the broker returns a second after the last detection
+        back = dt.datetime.now(dt.timezone.utc)
         broker.start()
-        sub.wait_for(lambda ms: len({json.loads(m.payload)["id"] for m in ms}) >= 27, 30)
+        sub.wait_for(lambda ms: len([m for m in ms if m.topic == TOPICS.event]) >= 27, 30)
         assert unique_ids(detections(sub)) == [event_id(i) for i in range(27)]
+        # Home Assistant's event entity fires for the detections made during the outage too,
+        # each with its own detection time, so an automation can judge how old it is.
+        fired = [json.loads(m.payload) for m in sub.on(TOPICS.event)]
+        assert unique_ids(fired) == [event_id(i) for i in range(27)]  # at least once, in order
+        for f in fired:
+            assert dt.datetime.fromisoformat(f["start"]) < back  # not the delivery time
         wait_until(lambda: outbox_rows(db) == 0, what="outbox emptied")
         assert p.publisher.state == "connected"
 
@@ -608,9 +623,74 @@ def test_outbox_without_the_table_is_empty(tmp_path: Path) -> None:
     outbox.close()
 
 
-def test_payload_is_the_detection_message(broker: Broker, tmp_path: Path) -> None:
+def test_outbox_messages_are_the_detection_then_home_assistants_event(
+    broker: Broker, tmp_path: Path
+) -> None:
     publisher = MQTTPublisher(mqtt_cfg(broker), tmp_path / "d.db")
-    message = json.loads(publisher.payload(make_event(7)))
-    assert message["id"] == event_id(7)
-    assert set(message) == DETECTION_KEYS
+    event = make_event(7)
+    (detection, topic_d), (fired, topic_e) = [
+        (json.loads(p), t) for t, p in publisher.messages(event, "detected")
+    ]
+    assert (topic_d, topic_e) == ("detection", "event")
+    assert detection["id"] == event_id(7)
+    assert set(detection) == DETECTION_KEYS
+    assert detection["status"] == "open"
+    assert fired == {"event_type": "detection", "species": event.common, **detection}
+    ((topic, final),) = publisher.messages(event, "final")
+    assert topic == "detection"
+    assert json.loads(final) == {**detection, "status": "final"}
     publisher.close()
+
+
+def test_the_final_state_follows_the_first_message_and_updates_the_sensors(
+    broker: Broker, tmp_path: Path
+) -> None:
+    db = tmp_path / "d.db"
+    first = dataclasses.replace(make_event(3), confidence=0.4591)
+    grown = dataclasses.replace(
+        first, confidence=0.7375, windows=3, end=first.end + dt.timedelta(seconds=6)
+    )
+    with (
+        subscriber(broker, [TOPICS.detection]) as sub,
+        pipeline(mqtt_cfg(broker), db) as p,
+    ):
+        wait_until(lambda: p.publisher.state == "connected")
+        p.change(EventChange("opened", first))
+        sub.wait_for(lambda ms: len(ms) >= 1)  # the low-latency message, at once
+        p.change(EventChange("updated", grown))
+        p.change(EventChange("closed", grown))
+        got = sub.wait_for(lambda ms: len(ms) >= 2)
+        opened, final = (json.loads(m.payload) for m in got[:2])
+        assert (opened["status"], opened["confidence"], opened["windows"]) == ("open", 0.4591, 1)
+        assert (final["id"], final["status"]) == (first.id, "final")
+        assert (final["confidence"], final["windows"]) == (0.7375, 3)
+        assert dt.datetime.fromisoformat(final["end"]) == grown.end
+        # The retained state, which the Last confidence sensor reads, ends at the final state.
+        wait_until(
+            lambda: (
+                (json.loads(retained(broker, TOPICS.state) or b"{}").get("last") or {}).get(
+                    "confidence"
+                )
+                == 0.7375
+            ),
+            what="state with the final confidence",
+        )
+
+
+def test_detections_in_the_same_millisecond_fire_two_distinct_events(
+    broker: Broker, tmp_path: Path
+) -> None:
+    a = make_event(1)
+    b = dataclasses.replace(make_event(2), start=a.start, end=a.end, label=a.label)
+    with (
+        subscriber(broker, [TOPICS.event]) as sub,
+        pipeline(mqtt_cfg(broker), tmp_path / "d.db") as p,
+    ):
+        wait_until(lambda: p.publisher.state == "connected")
+        p.change(EventChange("opened", a))
+        p.change(EventChange("opened", b))
+        got = sub.wait_for(lambda ms: len(ms) >= 2)
+        payloads = [m.payload for m in got[:2]]
+        assert payloads[0] != payloads[1]
+        assert [json.loads(x)["id"] for x in payloads] == [a.id, b.id]
+        assert json.loads(payloads[0])["start"] == json.loads(payloads[1])["start"]

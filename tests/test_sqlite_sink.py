@@ -45,6 +45,17 @@ FINCH = Label(1, "Haemorhous mexicanus", "House Finch")
 T0 = dt.datetime(2025, 5, 1, 5, 0, tzinfo=dt.timezone.utc)
 
 
+def _detected(
+    payload: Callable[[DetectionEvent], str],
+) -> Callable[[DetectionEvent, str], list[tuple[str, str]]]:
+    """Outbox messages: one detection message when an event becomes a detection."""
+
+    def messages(event: DetectionEvent, stage: str) -> list[tuple[str, str]]:
+        return [("detection", payload(event))] if stage == "detected" else []
+
+    return messages
+
+
 def make_event(
     label: Label = CHICKADEE,
     start: dt.datetime = T0,
@@ -164,7 +175,7 @@ def test_outbox_row_once_when_event_reaches_min_windows(
 ) -> None:
     notified: list[int] = []
     sink = SQLiteSink(
-        db, outbox_payload=lambda e: f"{e.id} {e.windows}", min_windows=min_windows,
+        db, outbox_messages=_detected(lambda e: f"{e.id} {e.windows}"), min_windows=min_windows,
         on_outbox=lambda: notified.append(len(rows(db, "SELECT * FROM outbox"))),
     )  # fmt: skip
     sinks.append(sink)
@@ -198,7 +209,7 @@ def test_outbox_row_is_in_the_same_transaction_as_the_event(
     conn.execute(
         "CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'no'); END"
     )
-    sink = SQLiteSink(db, outbox_payload=lambda e: e.id, retry_seconds=0.05)
+    sink = SQLiteSink(db, outbox_messages=_detected(lambda e: e.id), retry_seconds=0.05)
     e = make_event()
     sink.handle(EventChange("opened", e))
     assert _wait(lambda: bool(_errors(caplog)))
@@ -346,7 +357,7 @@ def test_migration_from_version_1_keeps_rows_and_a_backup(db: Path) -> None:
     conn.commit()
     conn.close()
 
-    sink = SQLiteSink(db, outbox_payload=lambda e: "{}")
+    sink = SQLiteSink(db, outbox_messages=_detected(lambda e: "{}"))
     new = make_event(FINCH)
     sink.handle(EventChange("opened", new))
     assert sink.flush(10)
@@ -447,7 +458,7 @@ def test_disk_full_keeps_events_in_memory_and_catches_up(
 ) -> None:
     caplog.set_level(logging.INFO, logger="birdnet_edge.sinks.sqlite")
     db = tiny_fs / "detections.db"
-    sink = SQLiteSink(db, outbox_payload=lambda e: "x" * 200, retry_seconds=0.05)
+    sink = SQLiteSink(db, outbox_messages=_detected(lambda e: "x" * 200), retry_seconds=0.05)
     first = make_event()
     sink.handle(EventChange("opened", first))
     assert sink.flush(10)

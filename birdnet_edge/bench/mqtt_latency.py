@@ -114,7 +114,7 @@ def measure(host: str, port: int, workdir: Path, count: int, interval: float) ->
     )
     db = workdir / "bench.db"
     publisher = MQTTPublisher(cfg, db)
-    sink = SQLiteSink(db, outbox_payload=publisher.payload, on_outbox=publisher.wake)
+    sink = SQLiteSink(db, outbox_messages=publisher.messages, on_outbox=publisher.wake)
     sub = _Subscriber(host, port, publisher.topics.detection)
     publisher.start()
     deadline = time.monotonic() + 10

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from birdnet_edge import __version__
 from birdnet_edge.config import Config, TLSConfig
@@ -72,21 +72,30 @@ _REFUSAL_FIX = (
 )
 
 
+Status = Literal["open", "final"]
+Stage = Literal["detected", "final"]
+#: An outbox message: the topic below the prefix (``detection`` or ``event``) and its payload.
+OutboxMessage = tuple[str, str]
+
+
 def _iso(t: dt.datetime) -> str:
     """Local time with its UTC offset, e.g. ``2025-05-04T06:12:03.000+02:00``."""
     return t.astimezone().isoformat(timespec="milliseconds")
 
 
-def detection_message(event: DetectionEvent) -> dict[str, Any]:
-    """The JSON object published on ``<prefix>/detection`` for one detection event."""
+def detection_message(event: DetectionEvent, status: Status = "open") -> dict[str, Any]:
+    """The JSON object published on ``<prefix>/detection`` for one detection event: ``open``
+    when it becomes a detection (the low-latency message), ``final`` when it closes."""
     c = event.context
     return {
         "id": event.id,
+        "status": status,
         "start": _iso(event.start),
         "end": _iso(event.end),
         "scientific_name": event.scientific,
         "common_name": event.common,
         "confidence": round(event.confidence, 4),
+        "windows": event.windows,
         "station": c.station,
         "latitude": c.latitude,
         "longitude": c.longitude,
@@ -99,17 +108,31 @@ def stored_message(d: store.Detection) -> dict[str, Any]:
     """:func:`detection_message` of an event read back from the database."""
     return {
         "id": d.id,
+        "status": "final" if d.closed else "open",
         "start": _iso(d.start),
         "end": _iso(d.end),
         "scientific_name": d.scientific,
         "common_name": d.common,
         "confidence": round(d.confidence, 4),
+        "windows": d.windows,
         "station": d.station,
         "latitude": d.latitude,
         "longitude": d.longitude,
         "model": d.model,
         "precision": d.precision,
     }
+
+
+def outbox_messages(event: DetectionEvent, stage: Stage) -> list[OutboxMessage]:
+    """What goes into the outbox for ``event``: when it becomes a detection, the detection
+    message and Home Assistant's event (both durable, so a detection made while the broker was
+    away still fires its automations, with the detection's own ``start`` to judge its age);
+    when it closes, its final state."""
+    if stage == "final":
+        return [("detection", _dumps(detection_message(event, "final")))]
+    message = detection_message(event)
+    fired = {"event_type": EVENT_TYPE, "species": event.common, **message}
+    return [("detection", _dumps(message)), ("event", _dumps(fired))]
 
 
 def _dumps(obj: Any) -> str:
@@ -248,9 +271,9 @@ class MQTTPublisher:
 
     # ----------------------------------------------------------------- the interface
 
-    def payload(self, event: DetectionEvent) -> str:
-        """The JSON detection message (the SQLite sink's ``outbox_payload``)."""
-        return _dumps(detection_message(event))
+    def messages(self, event: DetectionEvent, stage: Stage) -> list[OutboxMessage]:
+        """The outbox messages for ``event`` (the SQLite sink's ``outbox_messages``)."""
+        return outbox_messages(event, stage)
 
     def wake(self) -> None:
         """New outbox rows were committed (the SQLite sink's ``on_outbox``); never blocks."""
@@ -578,7 +601,8 @@ class MQTTPublisher:
             return
         self._db_failing = False
         for row in rows:
-            info = self._client.publish(self.topics.detection, row.payload, qos=1)
+            topic = self.topics.event if row.topic == "event" else self.topics.detection
+            info = self._client.publish(topic, row.payload, qos=1)
             self._inflight[info.mid] = row.seq
             self._cursor = row.seq
         if len(rows) == room:
@@ -643,10 +667,11 @@ class MQTTPublisher:
         event = change.event
         if event.windows < self.min_windows:
             return
-        message = detection_message(event)
+        message = detection_message(event, "final" if change.kind == "closed" else "open")
         is_last = self._last is not None and self._last["id"] == event.id
         if change.kind != "closed" and event.windows == self.min_windows and not is_last:
-            # The event just became a detection: count it and fire Home Assistant's event.
+            # The event just became a detection: count it (Home Assistant's event entity fires
+            # from the outbox, durably).
             date = event.start.astimezone().date()
             if date > self._day.date:
                 self._day = DayCounts(date)
@@ -654,9 +679,6 @@ class MQTTPublisher:
                 self._day.species[event.common] += 1
             self._last = message
             self._state_dirty = True
-            if self._session_up:
-                fired = {"event_type": EVENT_TYPE, "species": event.common, **message}
-                self._client.publish(self.topics.event, _dumps(fired), qos=1, retain=False)
         elif is_last and message != self._last:
             self._last = message  # the same bird sang on: a later end, maybe a higher confidence
             self._state_dirty = True

@@ -27,6 +27,7 @@ class OutboxRow:
     event_id: str
     payload: str
     created_utc: str
+    topic: str = "detection"  # below the prefix: detection, or event (Home Assistant's)
 
 
 class Outbox:
@@ -66,7 +67,7 @@ class Outbox:
             return []
         try:
             rows = conn.execute(
-                "SELECT seq, event_id, payload, created_utc FROM outbox "
+                "SELECT seq, event_id, payload, created_utc, topic FROM outbox "
                 "WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
@@ -74,15 +75,17 @@ class Outbox:
             if "no such table" in str(exc):
                 return []
             raise
-        return [OutboxRow(int(s), str(e), str(p), str(c)) for s, e, p, c in rows]
+        return [OutboxRow(int(s), str(e), str(p), str(c), str(t)) for s, e, p, c, t in rows]
 
     def count(self) -> int:
-        """Rows not yet acknowledged by the broker."""
+        """Detection messages not yet acknowledged by the broker (Home Assistant's event
+        messages, one per detection, are not counted twice)."""
         conn = self._connection()
         if conn is None:
             return 0
         try:
-            return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+            query = "SELECT count(*) FROM outbox WHERE topic = 'detection'"
+            return int(conn.execute(query).fetchone()[0])
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return 0

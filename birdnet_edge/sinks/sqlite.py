@@ -27,11 +27,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from birdnet_edge.errors import BirdnetEdgeError
 from birdnet_edge.events import DetectionEvent, EventChange
 from birdnet_edge.paths import default_state_dir
 from birdnet_edge.sinks import Sink
+
+if TYPE_CHECKING:
+    from birdnet_edge.sinks.mqtt import OutboxMessage, Stage
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -82,6 +86,10 @@ MIGRATIONS: tuple[str, ...] = (
         created_utc TEXT NOT NULL
     );
     """,
+    # 3: outbox rows name their topic: the detection message, or Home Assistant's event
+    """
+    ALTER TABLE outbox ADD COLUMN topic TEXT NOT NULL DEFAULT 'detection';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -96,7 +104,7 @@ ON CONFLICT (id) DO UPDATE SET
     windows = excluded.windows,
     closed = excluded.closed
 """
-_OUTBOX = "INSERT INTO outbox (event_id, payload, created_utc) VALUES (?, ?, ?)"
+_OUTBOX = "INSERT INTO outbox (event_id, topic, payload, created_utc) VALUES (?, ?, ?, ?)"
 _SPECIES = "INSERT OR IGNORE INTO species (scientific, common) VALUES (?, ?)"
 
 Row = tuple[object, ...]
@@ -353,12 +361,12 @@ def _read_only_fs(path: Path) -> bool:
 
 @dataclass
 class _Pending:
-    """The latest state of one event not yet written, and its outbox payload if one is due."""
+    """The latest state of one event not yet written, and the outbox messages due for it."""
 
     event: DetectionEvent
     closed: bool
-    payload: str | None
-    payload_order: int = 0  # when the payload was made: outbox rows are written in this order
+    #: (order made, topic, payload): outbox rows are written in the order they were made.
+    messages: list[tuple[int, str, str]]
     opened: bool = False  # the event opened since the last commit (not yet reported onward)
 
 
@@ -369,7 +377,7 @@ class SQLiteSink:
         self,
         path: Path,
         *,
-        outbox_payload: Callable[[DetectionEvent], str] | None = None,
+        outbox_messages: Callable[[DetectionEvent, Stage], list[OutboxMessage]] | None = None,
         min_windows: int = 1,
         on_outbox: Callable[[], None] | None = None,
         retention_days: int = 0,
@@ -383,7 +391,7 @@ class SQLiteSink:
     ) -> None:
         """Open (or create and migrate) ``path`` and start the writer thread.
 
-        ``outbox_payload``/``min_windows``/``on_outbox``: see the module docstring.
+        ``outbox_messages``/``min_windows``/``on_outbox``: see the module docstring.
         ``retention_days``/``max_size_mb``: prune the oldest events past these limits (0 = off).
         ``retry_seconds``: wait between write attempts while storage fails; ``error_interval``:
         at most one error line per this many seconds; ``prune_interval``: how often to check the
@@ -392,7 +400,7 @@ class SQLiteSink:
         database; a full or read-only disk does not raise (the writer keeps retrying).
         """
         self.path = path
-        self.outbox_payload = outbox_payload
+        self.outbox_messages = outbox_messages
         self.min_windows = min_windows
         self.on_outbox = on_outbox
         self.retention_days = retention_days
@@ -405,7 +413,7 @@ class SQLiteSink:
         #: Told of each opened event once it is committed (or, while storage fails, once the
         #: write was tried), so what it reports is already in the database.
         self.after_write = after_write
-        self._payloads_made = 0
+        self._messages_made = 0
 
         self._queue: queue.SimpleQueue[EventChange | threading.Event | None] = queue.SimpleQueue()
         self._pending: dict[str, _Pending] = {}
@@ -523,27 +531,33 @@ class SQLiteSink:
         """Merge one change into the pending state (only the latest state of an event matters)."""
         e = change.event
         previous = self._pending.pop(e.id, None)  # re-insert: keep pending in order of change
-        payload = previous.payload if previous else None
-        order = previous.payload_order if previous else 0
+        messages = previous.messages if previous else []
         opened = previous.opened if previous else change.kind == "opened"
-        if (
-            self.outbox_payload is not None
-            and e.windows >= self.min_windows
-            and e.id not in self._outboxed
-        ):
-            self._outboxed.add(e.id)
-            try:
-                payload = self.outbox_payload(e)
-                self._payloads_made += 1
-                order = self._payloads_made
-            except Exception:
-                _LOGGER.exception("cannot build the MQTT payload for event %s", e.id)
+        if self.outbox_messages is not None:
+            if e.windows >= self.min_windows and e.id not in self._outboxed:
+                self._outboxed.add(e.id)  # it became a detection
+                messages = messages + self._messages(e, "detected")
+            if change.kind == "closed" and e.id in self._outboxed:
+                messages = messages + self._messages(e, "final")
         if change.kind == "closed":
             self._outboxed.discard(e.id)
-        self._pending[e.id] = _Pending(e, change.kind == "closed", payload, order, opened)
+        self._pending[e.id] = _Pending(e, change.kind == "closed", messages, opened)
         if len(self._pending) > self.max_pending:
             del self._pending[next(iter(self._pending))]
             self._dropped += 1
+
+    def _messages(self, event: DetectionEvent, stage: Stage) -> list[tuple[int, str, str]]:
+        assert self.outbox_messages is not None
+        try:
+            made = self.outbox_messages(event, stage)
+        except Exception:
+            _LOGGER.exception("cannot build the MQTT messages for event %s", event.id)
+            return []
+        numbered = []
+        for topic, payload in made:
+            self._messages_made += 1
+            numbered.append((self._messages_made, topic, payload))
+        return numbered
 
     def _flush(self) -> None:
         """Write every pending event in one transaction; on failure keep them and back off."""
@@ -560,9 +574,13 @@ class SQLiteSink:
                 names = {(p.event.scientific, p.event.common) for p in batch}
                 conn.executemany(_SPECIES, sorted(names))
                 due = sorted(
-                    (p for p in batch if p.payload is not None), key=lambda p: p.payload_order
-                )  # the order they became detections
-                outbox = [(p.event.id, p.payload, created) for p in due]
+                    (order, p.event.id, topic, payload)
+                    for p in batch
+                    for order, topic, payload in p.messages
+                )  # the order they were made
+                outbox = [
+                    (event_id, topic, payload, created) for _, event_id, topic, payload in due
+                ]
                 if outbox:
                     conn.executemany(_OUTBOX, outbox)
                     outboxed = len(outbox)
