@@ -104,6 +104,8 @@ class Daemon:
             max_size_mb=cfg.database.max_size_mb,
             # The console line for an event appears once it is in the database.
             after_write=ConsoleSink() if options.console else None,
+            # While the disk fails, MQTT publishes what could not be written from memory.
+            unstored=self.mqtt.from_memory if self.mqtt else None,
         )
         self.notifier.status("loading the model")
         self.detector = load_detector(cfg)
@@ -217,6 +219,31 @@ class Daemon:
         # The SQLite sink goes first: its last commits feed the outbox the publisher drains.
         for sink in self.sinks:
             sink.close(timeout=max(0.2, deadline - time.monotonic()))
+        self._report_unstored()
+
+    def _report_unstored(self) -> None:
+        """Say how many events neither the disk nor the broker took (a failing disk, then a
+        stop before the broker acknowledged what was published from memory)."""
+        unwritten = self.sqlite.unwritten
+        if not unwritten:
+            return
+        reached = self.mqtt.delivered_from_memory if self.mqtt is not None else set()
+        nowhere = unwritten - reached
+        if not nowhere:
+            _LOGGER.warning(
+                "%d detection events reached only the MQTT broker: the disk at %s was not writable",
+                len(unwritten),
+                self.db_path,
+            )
+            return
+        _LOGGER.error(
+            "%d detection events could not be stored anywhere (%d more reached only the MQTT "
+            "broker): the disk at %s was not writable%s",
+            len(nowhere),
+            len(unwritten) - len(nowhere),
+            self.db_path,
+            " and the broker did not acknowledge them in time" if self.mqtt is not None else "",
+        )
 
     def _supervise(self, thread: threading.Thread) -> None:
         """The main thread's loop: readiness, watchdog, status lines, reloads."""
@@ -345,6 +372,7 @@ class Daemon:
         old, self.mqtt = self.mqtt, publisher
         self.sqlite.outbox_messages = publisher.messages if publisher else None
         self.sqlite.on_outbox = publisher.wake if publisher else None
+        self.sqlite.unstored = publisher.from_memory if publisher else None
         self.sqlite.min_windows = new.mqtt.min_windows
         sinks = [s for s in self.sinks if s is not old]
         if publisher is not None:

@@ -22,7 +22,10 @@ from birdnet_edge.model.install import verified
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ("tests.pulse",)  # the `pulse` fixture: a real PulseAudio null sink
+pytest_plugins = (
+    "tests.pulse",  # the `pulse` fixture: a real PulseAudio null sink
+    "tests.storage",  # `tiny_fs`: a small real file system to fill or remount read-only
+)
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from birdnet_edge.sinks.sqlite import open_database
 from tests.conftest import REPO
+from tests.storage import fill
 
 
 def _run(db: Path, audio: Path, tmp_path: Path, prefix: list[str] | None = None) -> str:
@@ -89,25 +89,9 @@ def test_an_unreadable_database_is_refused(real_db: Path, audio: Path, tmp_path:
 
 
 @pytest.fixture
-def full_fs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tiny tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        with (mnt / "filler").open("wb", buffering=0) as f:
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-            except OSError:
-                pass
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+def full_fs(tiny_fs: Path) -> Path:
+    fill(tiny_fs)
+    return tiny_fs
 
 
 def test_a_full_disk_at_start_says_disk_full(full_fs: Path, audio: Path, tmp_path: Path) -> None:

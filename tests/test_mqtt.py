@@ -36,6 +36,7 @@ from birdnet_edge.sinks.outbox import Outbox
 from birdnet_edge.sinks.sqlite import SQLiteSink, open_database
 from tests import broker as _broker
 from tests.broker import Broker, retained, subscriber
+from tests.storage import fill
 
 broker = _broker.broker  # fixtures
 broker_factory = _broker.broker_factory
@@ -115,6 +116,8 @@ class Pipeline:
             outbox_messages=self.publisher.messages,
             min_windows=cfg.mqtt.min_windows,
             on_outbox=self.publisher.wake,
+            unstored=self.publisher.from_memory,
+            retry_seconds=0.2,
         )
         self.publisher.start()
 
@@ -546,10 +549,13 @@ def test_replayed_soundscape_arrives_in_order(
             stored = [r[0] for r in conn.execute("SELECT id FROM detections ORDER BY rowid")]
         print(f"{len(stored)} detections from the soundscape")
         assert len(stored) >= 5
-        sub.wait_for(lambda ms: len(ms) >= len(stored))
-    got = detections(sub)
-    assert sorted(unique_ids(got)) == sorted(stored)
+        sub.wait_for(lambda ms: len(ms) >= 2 * len(stored))  # first and final messages
+    messages = detections(sub)
+    got = [m for m in messages if m["status"] == "open"]
+    final = [m for m in messages if m["status"] == "final"]
+    assert sorted(unique_ids(got)) == sorted(stored) == sorted(unique_ids(final))
     assert len(unique_ids(got)) == len(got)  # no duplicates on a healthy connection
+    assert len(unique_ids(final)) == len(final)
     starts = [dt.datetime.fromisoformat(m["start"]) for m in got]
     # In detection order. (Fails while the SQLite sink writes a batch's outbox rows in the order
     # of each event's latest change rather than the order the events became detections.)
@@ -694,3 +700,56 @@ def test_detections_in_the_same_millisecond_fire_two_distinct_events(
         assert payloads[0] != payloads[1]
         assert [json.loads(x)["id"] for x in payloads] == [a.id, b.id]
         assert json.loads(payloads[0])["start"] == json.loads(payloads[1])["start"]
+
+
+# --- a disk that cannot be written ------------------------------------------------------------
+
+
+def test_mqtt_publishes_from_memory_while_the_disk_is_full(broker: Broker, tiny_fs: Path) -> None:
+    db = tiny_fs / "d.db"
+    with (
+        subscriber(broker, [TOPICS.detection, TOPICS.event]) as sub,
+        pipeline(mqtt_cfg(broker), db) as p,
+    ):
+        wait_until(lambda: p.publisher.state == "connected")
+        p.detect(range(2))
+        sub.wait_for(lambda ms: len(ms) >= 4)
+        filler = fill(tiny_fs)
+        for i in range(2, 7):  # five detections while nothing can be written
+            p.change(EventChange("opened", make_event(i)))
+        # They reach the broker anyway, detection and Home Assistant event, in order.
+        sub.wait_for(lambda ms: len([m for m in ms if m.topic == TOPICS.event]) >= 7)
+        assert unique_ids(detections(sub)) == [event_id(i) for i in range(7)]
+        assert p.sink.pending == 5  # and wait in memory for the disk
+        wait_until(lambda: p.publisher.in_memory == 0, what="memory messages acknowledged")
+        assert p.publisher.delivered_from_memory == {event_id(i) for i in range(2, 7)}
+        filler.unlink()  # space again: the log catches up, without sending them twice
+        assert p.sink.flush(30)
+        p.detect(range(7, 8))
+        sub.wait_for(lambda ms: any(json.loads(m.payload)["id"] == event_id(7) for m in ms))
+        ids = [json.loads(m.payload)["id"] for m in sub.on(TOPICS.detection)]
+        assert sorted(ids) == sorted({*ids})  # each once
+        wait_until(lambda: outbox_rows(db) == 0, what="outbox empty")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        stored = {r[0] for r in conn.execute("SELECT id FROM detections")}
+    assert stored == {event_id(i) for i in range(8)}
+
+
+def test_events_neither_disk_nor_broker_took_are_counted_at_the_stop(
+    broker: Broker, tiny_fs: Path
+) -> None:
+    db = tiny_fs / "d.db"
+    p = Pipeline(mqtt_cfg(broker), db)
+    try:
+        wait_until(lambda: p.publisher.state == "connected")
+        p.detect(range(1))
+        fill(tiny_fs)
+        broker.stop()
+        wait_until(lambda: p.publisher.state != "connected", what="publisher notices")
+        for i in range(1, 4):
+            p.change(EventChange("opened", make_event(i)))
+        wait_until(lambda: p.publisher.in_memory == 6, what="messages held in memory")
+    finally:
+        p.close()
+    assert p.sink.unwritten == {event_id(i) for i in range(1, 4)}
+    assert p.publisher.delivered_from_memory == set()

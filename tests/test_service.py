@@ -190,3 +190,30 @@ def test_reload_survives_any_broken_file_and_keeps_command_line_overrides(
         assert daemon.cfg.database.path == tmp_path / "d.db"
     finally:
         daemon.sqlite.close()
+
+
+@pytest.mark.model
+def test_events_stored_nowhere_are_counted_when_the_daemon_stops(
+    soundscape: Path, model_dir: Path, tiny_fs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from birdnet_edge.config import MQTTConfig
+    from tests.broker import free_port
+    from tests.storage import fill
+
+    caplog.set_level(logging.INFO)
+    cfg = Config(
+        model=ModelConfig(dir=model_dir),
+        analysis=AnalysisConfig(min_confidence=0.5, overlap=0.0),
+        database=DatabaseConfig(path=tiny_fs / "detections.db"),
+        mqtt=MQTTConfig(enabled=True, host="127.0.0.1", port=free_port()),  # no broker there
+    )
+    daemon = Daemon(cfg, RunOptions(input_file=soundscape, fast=True, console=False))
+    fill(tiny_fs)  # the disk fills up once the daemon has started
+    assert daemon.run() == 0
+    lost = [
+        r.getMessage() for r in caplog.records if "could not be stored anywhere" in r.getMessage()
+    ]
+    assert len(lost) == 1
+    count = int(lost[0].split()[0])
+    assert count == daemon.listener.stats.events > 0
+    assert f"the disk at {tiny_fs / 'detections.db'} was not writable" in lost[0]

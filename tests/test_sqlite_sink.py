@@ -35,6 +35,7 @@ from birdnet_edge.sinks.sqlite import (
     used_bytes,
     utc_text,
 )
+from tests.storage import fill
 
 CONTEXT = DetectionContext(
     station="garden", latitude=42.5, longitude=-76.45, model="BirdNET_GLOBAL_6K_V2.4_Model_FP32",
@@ -405,37 +406,6 @@ def test_foreign_database_and_non_database_are_refused(db: Path) -> None:
 # -- a full or read-only file system ----------------------------------------------------------
 
 
-@pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB tmpfs (needs root: mount)."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tiny tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def _fill(directory: Path) -> Path:
-    """Take every free byte of the file system."""
-    filler = directory / "filler"
-    with filler.open("wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError:
-            pass
-    return filler
-
-
 def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -462,7 +432,7 @@ def test_disk_full_keeps_events_in_memory_and_catches_up(
     first = make_event()
     sink.handle(EventChange("opened", first))
     assert sink.flush(10)
-    filler = _fill(tiny_fs)
+    filler = fill(tiny_fs)
 
     events = [make_event(FINCH, T0 + dt.timedelta(minutes=i)) for i in range(400)]
     for e in events:  # the pipeline keeps going: handle never waits for the disk
@@ -597,7 +567,7 @@ def test_memory_kept_while_failing_is_bounded(
     db = tiny_fs / "detections.db"
     sink = SQLiteSink(db, retry_seconds=0.05, max_pending=50)
     assert sink.flush(10)
-    filler = _fill(tiny_fs)
+    filler = fill(tiny_fs)
     events = [make_event(FINCH, T0 + dt.timedelta(minutes=i)) for i in range(120)]
     for e in events:
         sink.handle(EventChange("opened", e))

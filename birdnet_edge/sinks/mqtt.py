@@ -19,6 +19,7 @@ unreachable broker is retried with exponential backoff.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import logging
@@ -236,6 +237,12 @@ class MQTTPublisher:
         self.db_path = db_path
         self._outbox = Outbox(db_path)
         self._changes: queue.SimpleQueue[EventChange] = queue.SimpleQueue()
+        # Messages the SQLite sink could not write (full or failing disk), published from memory.
+        self._memory_in: queue.SimpleQueue[list[tuple[str, str, str]]] = queue.SimpleQueue()
+        self._memory: collections.deque[tuple[str, str, str]] = collections.deque()
+        self._memory_inflight: dict[int, tuple[str, str, str]] = {}  # paho mid -> message
+        #: Events whose detection message reached the broker from memory (never on disk).
+        self.delivered_from_memory: set[str] = set()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -280,6 +287,13 @@ class MQTTPublisher:
         self._outbox_signal.set()
         self._poke()
 
+    def from_memory(self, messages: list[tuple[str, str, str]]) -> None:
+        """Publish these (event id, topic, payload) that could not be written to the outbox
+        (the SQLite sink's ``unstored``): kept in memory until the broker acknowledges them."""
+        self._memory_in.put(messages)
+        self._outbox_signal.set()
+        self._poke()
+
     def start(self) -> None:
         """Start the publisher thread; it connects and keeps reconnecting on its own."""
         if self._thread is not None:
@@ -316,6 +330,11 @@ class MQTTPublisher:
     def pending(self) -> int:
         """Detections in the outbox not yet acknowledged by the broker (as last counted)."""
         return self._pending
+
+    @property
+    def in_memory(self) -> int:
+        """Messages held in memory (the outbox could not be written) not yet acknowledged."""
+        return len(self._memory) + len(self._memory_inflight)
 
     # ----------------------------------------------------------------- set-up
 
@@ -409,6 +428,7 @@ class MQTTPublisher:
             self._after_callbacks()
             self._take_acks()
             self._housekeeping()
+            self._take_memory()
             self._apply_changes()
             if self._session_up:
                 self._work()
@@ -551,6 +571,14 @@ class MQTTPublisher:
     def _take_acks(self) -> None:
         rejected: list[tuple[int, str]] = []
         for mid, failed, reason in self._acks:
+            held = self._memory_inflight.pop(mid, None)
+            if held is not None:
+                if failed:
+                    self._memory.appendleft(held)  # refused: tried again after the hold
+                    self._hold_until = time.monotonic() + self.retry_refused
+                elif held[1] == "detection":
+                    self.delivered_from_memory.add(held[0])
+                continue
             seq = self._inflight.pop(mid, None)
             if seq is None:
                 continue  # not an outbox message (state, discovery, availability)
@@ -584,8 +612,9 @@ class MQTTPublisher:
             )
 
     def _send_outbox(self) -> None:
+        """Publish pending outbox rows, oldest first, then what is held in memory."""
         now = time.monotonic()
-        room = WINDOW - len(self._inflight)
+        room = WINDOW - len(self._inflight) - len(self._memory_inflight)
         if room <= 0 or now < self._hold_until:
             return
         if not self._outbox_signal.is_set() and now < self._next_poll:
@@ -597,16 +626,32 @@ class MQTTPublisher:
         try:
             rows = self._outbox.pending(self._cursor, room)
         except sqlite3.Error as exc:
-            self._db_trouble(exc)
-            return
-        self._db_failing = False
+            self._db_trouble(exc)  # what is in memory still goes out
+            rows = []
+        else:
+            self._db_failing = False
         for row in rows:
-            topic = self.topics.event if row.topic == "event" else self.topics.detection
-            info = self._client.publish(topic, row.payload, qos=1)
+            info = self._client.publish(self._topic(row.topic), row.payload, qos=1)
             self._inflight[info.mid] = row.seq
             self._cursor = row.seq
-        if len(rows) == room:
+        room -= len(rows)
+        while room > 0 and self._memory:
+            held = self._memory.popleft()
+            info = self._client.publish(self._topic(held[1]), held[2], qos=1)
+            self._memory_inflight[info.mid] = held
+            room -= 1
+        if room <= 0:
             self._outbox_signal.set()  # there may be more once these are acknowledged
+
+    def _topic(self, name: str) -> str:
+        return self.topics.event if name == "event" else self.topics.detection
+
+    def _take_memory(self) -> None:
+        while True:
+            try:
+                self._memory.extend(self._memory_in.get_nowait())
+            except queue.Empty:
+                return
 
     # ----------------------------------------------------------------- state and HA events
 
@@ -694,10 +739,14 @@ class MQTTPublisher:
             return True
         now = time.monotonic()
         if self._offline_mid is None:
+            self._take_memory()
+            held = self._memory or self._memory_inflight
             try:
-                drained = not self._inflight and not self._outbox.pending(self._cursor, 1)
+                drained = (
+                    not self._inflight and not held and not self._outbox.pending(self._cursor, 1)
+                )
             except sqlite3.Error:
-                drained = not self._inflight  # what is left waits in the outbox for next time
+                drained = not self._inflight and not held  # the outbox waits for next time
             if drained or now >= sd.drain_until:
                 info = client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
                 self._offline_mid = info.mid

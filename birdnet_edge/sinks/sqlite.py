@@ -37,6 +37,9 @@ from birdnet_edge.sinks import Sink
 if TYPE_CHECKING:
     from birdnet_edge.sinks.mqtt import OutboxMessage, Stage
 
+#: An outbox message that could not be written: (event id, topic, payload).
+UnstoredMessage = tuple[str, str, str]
+
 _LOGGER = logging.getLogger(__name__)
 
 DB_NAME = "detections.db"
@@ -388,6 +391,7 @@ class SQLiteSink:
         max_pending: int = 100_000,
         batch_max: int = 2000,
         after_write: Sink | None = None,
+        unstored: Callable[[list[UnstoredMessage]], None] | None = None,
     ) -> None:
         """Open (or create and migrate) ``path`` and start the writer thread.
 
@@ -413,6 +417,12 @@ class SQLiteSink:
         #: Told of each opened event once it is committed (or, while storage fails, once the
         #: write was tried), so what it reports is already in the database.
         self.after_write = after_write
+        #: Given the outbox messages that could not be written (event id, topic, payload), in
+        #: order, so MQTT publishes them from memory while the disk fails; they are then not
+        #: written to the outbox when it works again.
+        self.unstored = unstored
+        #: Ids of the events still unwritten when the writer stopped (set on close).
+        self.unwritten: set[str] = set()
         self._messages_made = 0
 
         self._queue: queue.SimpleQueue[EventChange | threading.Event | None] = queue.SimpleQueue()
@@ -488,6 +498,7 @@ class SQLiteSink:
                 for barrier in self._barriers:
                     barrier.set()
                 self._barriers.clear()
+        self.unwritten = {p.event.id for p in self._pending.values()}
         if self._pending:
             _LOGGER.error(
                 "%d detection events could not be written to %s before shutdown: %s",
@@ -592,6 +603,7 @@ class SQLiteSink:
         except (sqlite3.Error, OSError) as exc:
             self._failed(exc)
             self._report_opened(batch)  # storage is failing: report anyway, do not go silent
+            self._hand_over(batch)
             return
         self._report_opened(batch)
         for p in batch:
@@ -613,6 +625,24 @@ class SQLiteSink:
                 self.on_outbox()
             except Exception:
                 _LOGGER.exception("outbox notification failed")
+
+    def _hand_over(self, batch: list[_Pending]) -> None:
+        """The outbox cannot be written: give its messages to MQTT to publish from memory."""
+        if self.unstored is None:
+            return
+        due = sorted(
+            (order, p.event.id, topic, payload)
+            for p in batch
+            for order, topic, payload in p.messages
+        )
+        if not due:
+            return
+        for p in batch:
+            p.messages = []
+        try:
+            self.unstored([(event, topic, payload) for _, event, topic, payload in due])
+        except Exception:
+            _LOGGER.exception("handing MQTT messages over to be published from memory failed")
 
     def _report_opened(self, batch: list[_Pending]) -> None:
         if self.after_write is None:
