@@ -67,6 +67,18 @@ class PulseServer:
             self.proc.wait(timeout=10)
             self.proc = None
 
+    def unload_sink(self) -> None:
+        """Take the null sink (and so the capture device's source) away, like an unplug."""
+        subprocess.run(["pactl", "unload-module", "module-null-sink"], env=self.env, check=True)
+
+    def load_sink(self) -> None:
+        """Bring the null sink back, like plugging the microphone in again."""
+        subprocess.run(
+            ["pactl", "load-module", "module-null-sink", f"sink_name={SINK}", "rate=48000",
+             "channels=1"],
+            env=self.env, check=True, capture_output=True,
+        )  # fmt: skip
+
     def play(self, path: Path, seconds: float | None = None) -> subprocess.Popen[bytes]:
         """Start playing ``path`` into the sink (in real time); returns the paplay process."""
         return subprocess.Popen(["paplay", "-d", SINK, str(path)], env=self.env)

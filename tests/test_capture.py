@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 
@@ -174,3 +177,106 @@ def test_devices_lists_inputs_and_marks_the_configured_one(
     none = run_cli(["devices", "-c", str(config)], env=pulse.env)
     assert none.returncode == 0
     assert not [line for line in none.stdout.splitlines() if line.startswith("*")]
+
+
+# -- the sample clock of a live stream, and a replug ---------------------------------------------
+
+
+def _tone_clip(tmp_path: Path, lead: float) -> Path:
+    """``lead`` s of silence, then a loud 1 kHz tone for 0.5 s: an onset to find in the ring."""
+    rate = 48_000
+    t = np.arange(int(0.5 * rate)) / rate
+    clip = np.concatenate(
+        [np.zeros(int(lead * rate)), 0.5 * np.sin(2 * np.pi * 1000 * t), np.zeros(rate // 2)]
+    ).astype(np.float32)
+    path = tmp_path / f"tone_{lead:g}.wav"
+    soundfile.write(path, clip, rate)
+    return path
+
+
+class _Capture:
+    """A real MicrophoneSource on the test's PulseAudio device, polled like the pipeline does."""
+
+    def __init__(self, pulse: PulseServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        from birdnet_edge.audio.ring import RingBuffer
+        from birdnet_edge.audio.sources import MicrophoneSource
+
+        for key in ("XDG_RUNTIME_DIR", "PULSE_SOURCE", "HOME"):
+            monkeypatch.setenv(key, pulse.env[key])
+        self.ring = RingBuffer(48_000 * 60)
+        self.source = MicrophoneSource(self.ring, device="pulse", stall_seconds=2.0)
+        self.source.start()
+
+    def poll_until(self, condition: object, timeout: float) -> float:
+        """Poll every 20 ms until ``condition()``; returns the seconds it took."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            self.source.poll()
+            if condition():  # type: ignore[operator]
+                return time.monotonic() - t0
+            time.sleep(0.02)
+        raise AssertionError(f"not within {timeout} s")
+
+    def stamp_error(self, pulse: PulseServer, clip: Path, lead: float, after: int) -> float:
+        """Play ``clip`` and return how far the clock's stamp of the tone's first sample is
+        from when it was played (the clip's start plus ``lead``)."""
+        played = time.time()
+        player = pulse.play(clip)
+        self.poll_until(lambda: player.poll() is not None, timeout=30)
+        self.poll_until(lambda: self.ring.written > after, timeout=5)
+        audio = np.zeros(self.ring.written - after, dtype=np.float32)
+        assert self.ring.read(after, audio)
+        loud = np.flatnonzero(np.abs(audio) > 0.1)
+        assert len(loud), "the tone did not arrive"
+        onset = after + int(loud[0])
+        return self.source.clock.time_of(onset) - (played + lead)
+
+    def stop(self) -> None:
+        self.source.stop()
+
+
+def test_live_timestamps_are_right_from_the_first_window(
+    pulse: PulseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    capture = _Capture(pulse, monkeypatch)
+    try:
+        capture.poll_until(lambda: capture.source.running, timeout=30)  # audio flows
+        # Within the first seconds after opening (the stamps were 1.3-2 s early for a minute).
+        error = capture.stamp_error(pulse, _tone_clip(tmp_path, 1.0), 1.0, capture.ring.written)
+    finally:
+        capture.stop()
+    # PulseAudio starts a playback with some 50 ms of zeros; blocks are 0.1 s.
+    assert abs(error) < 0.25, f"the tone is stamped {error:+.2f} s off"
+
+
+def test_a_replugged_microphone_is_back_within_a_second_and_said_missing_once(
+    pulse: PulseServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="birdnet_edge.audio.sources")
+    capture = _Capture(pulse, monkeypatch)
+    source = capture.source
+    try:
+        capture.poll_until(lambda: source.running, timeout=30)
+        pulse.unload_sink()  # the "microphone" is unplugged
+        capture.poll_until(lambda: not source.running, timeout=30)
+        with contextlib.suppress(AssertionError):  # an outage long enough for a backoff to 8 s
+            capture.poll_until(lambda: False, timeout=12)
+        outage = [r for r in caplog.records if r.levelno >= logging.INFO]
+        reopens = source.stats.reopens
+        pulse.load_sink()  # plugged in again
+        reopened = capture.poll_until(lambda: source.stats.reopens > reopens, timeout=30)
+        capture.poll_until(lambda: source.running, timeout=30)
+        error = capture.stamp_error(pulse, _tone_clip(tmp_path, 1.0), 1.0, capture.ring.written)
+    finally:
+        capture.stop()
+    # Reopened within a second (it was up to 8 s); PulseAudio then takes about a second to
+    # send the first block, which is stamped with its capture time (checked below).
+    assert reopened < 1.0, f"reopened {reopened:.1f} s after the device returned"
+    said = [r.getMessage() for r in outage]
+    assert not [m for m in said if "refuses 48000 Hz" in m], said
+    errors = [r for r in outage if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, said  # one line: it stopped delivering audio; no line per retry
+    assert abs(error) < 0.25, f"after the replug the tone is stamped {error:+.2f} s off"

@@ -9,8 +9,10 @@ stalled or lost microphone, resampling), never in the audio callback.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -211,6 +213,8 @@ class MicrophoneSource:
     """
 
     MAX_BACKOFF = 30.0
+    FAST_RETRY = 0.5  # seconds between open attempts in the first minute of an outage
+    FAST_RETRY_FOR = 60.0
     CLOCK_CHECK = 60.0  # seconds between drift checks of the sample clock
     CLOCK_TOLERANCE = 0.5  # seconds of drift (more than block jitter) before re-anchoring
 
@@ -243,9 +247,20 @@ class MicrophoneSource:
         self._backoff = 1.0
         self._gap_at: int | None = None
         self._failing = False
-        self._latency = 0.0
         self._anchored_overflows = 0
         self._next_clock_check = 0.0
+        # Written by the callback (plain float stores, no allocation of our own): when the
+        # first block of this stream was captured, and when the latest block arrived.
+        self._first_capture = 0.0  # wall time of the first sample; 0.0 until it arrives
+        self._last_capture_end = 0.0  # wall time the latest block's last sample was captured
+        self._use_adc = False  # this stream's capture times are believable
+        self._max_age = 0.0
+        self._stream_start = 0  # ring sample number of the stream's first sample
+        self._anchored = False  # the clock has this stream's first block's capture time
+        self._announced_rate = SAMPLE_RATE  # the capture rate last announced in the log
+        self._outage_since = 0.0  # when the device went missing (monotonic), 0.0 if it is not
+        self._devices_seen = ""  # a fingerprint of the sound devices, to notice a replug
+        self._next_device_look = 0.0
 
     @property
     def running(self) -> bool:
@@ -259,7 +274,20 @@ class MicrophoneSource:
         self._try_open()
 
     # -- the audio callback: copies only -------------------------------------------------
-    def _callback(self, indata: Any, frames: int, _time: Any, status: Any) -> None:
+    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        # When this block was captured: PortAudio's capture time where the host API gives a
+        # plausible one (stream time, turned into wall time), else its arrival less its own
+        # length. Through PulseAudio's ALSA plugin the capture time claims blocks 0.6 s old
+        # that arrive every 0.1 s with 0.2 s of latency: checked on the first block, kept.
+        now = time.time()
+        length = frames / self._capture_rate
+        age = time_info.currentTime - time_info.inputBufferAdcTime
+        if self._first_capture == 0.0:
+            self._use_adc = time_info.inputBufferAdcTime > 0.0 and 0.0 <= age <= self._max_age
+        start = now - age if self._use_adc else now - length
+        if self._first_capture == 0.0:
+            self._first_capture = start
+        self._last_capture_end = start + length
         if status.input_overflow or status.input_underflow:
             self.stats.overflows += 1
         target = self._capture or self.ring
@@ -277,13 +305,20 @@ class MicrophoneSource:
     def poll(self) -> bool:
         now = time.monotonic()
         if self._stream is None:
-            if now >= self._next_try:
+            if now >= self._next_try or self._devices_changed():
                 self._try_open()
             return False
+        if not self._anchored and self._first_capture > 0.0:
+            # Audio arrives a second or two after the stream opens: sample numbers are stamped
+            # from the first block's capture time, not from the opening.
+            self._anchored = True
+            self.clock.anchor(self._stream_start, self._first_capture)
+            self._next_clock_check = now + self.CLOCK_CHECK
         if self._failing and self._last_callback > 0.0:
             # Audio flows again: only now is the device back (a stream can open and stay mute).
             self._failing = False
             self._backoff = 1.0
+            self._outage_since = 0.0
             _LOGGER.info("microphone %s is back: listening again", self._describe())
         if self._resampler is not None:
             self._resample(now)
@@ -300,8 +335,7 @@ class MicrophoneSource:
             )
             self._failing = True
             self._close()
-            self._next_try = now + self._backoff
-            self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)
+            self._schedule_retry()
         return False
 
     def gap(self) -> int | None:
@@ -315,12 +349,15 @@ class MicrophoneSource:
         microphone's clock differs from the system's by tens of ppm (seconds a day).
         """
         overflowed = self.stats.overflows != self._anchored_overflows
-        if not overflowed and now < self._next_clock_check:
+        if not self._anchored or (not overflowed and now < self._next_clock_check):
             return
         self._next_clock_check = now + self.CLOCK_CHECK
         self._anchored_overflows = self.stats.overflows
+        # The sample written last came with the latest block: compare the clock with when that
+        # block was captured (not with now, up to a block and a poll later). A correction moves
+        # stamps by exactly the drift measured, far less than a hop, so they never go back.
         sample = self.ring.written
-        actual = time.time() - self._latency
+        actual = self._last_capture_end
         if overflowed or abs(self.clock.time_of(sample) - actual) > self.CLOCK_TOLERANCE:
             self.clock.anchor(sample, actual)
 
@@ -338,7 +375,7 @@ class MicrophoneSource:
             self._anchored_overflows = self.stats.overflows
             self._moved = capture.oldest()
             behind = (capture.written - self._moved) / self._capture_rate
-            self.clock.anchor(self.ring.written, time.time() - self._latency - behind)
+            self.clock.anchor(self.ring.written, self._last_capture_end - behind)
             self._next_clock_check = now + self.CLOCK_CHECK
             self._gap_at = self.ring.written
             return
@@ -373,6 +410,10 @@ class MicrophoneSource:
                 callback=self._callback,
             )
             self._last_callback = 0.0
+            self._max_age = float(stream.latency) + block / rate  # a capture time to believe
+            self._first_capture = 0.0
+            self._anchored = False
+            self._stream_start = self.ring.written
             stream.start()
         except (AudioError, sd.PortAudioError, ValueError) as exc:
             if stream is not None:
@@ -386,16 +427,15 @@ class MicrophoneSource:
                 )
                 _LOGGER.error("%s; retrying in the background%s", _one_line(exc), hint)
             self._failing = True
-            self._next_try = time.monotonic() + self._backoff
-            self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)
+            self._schedule_retry()
             return
         self._stream = stream
         self._opened_at = time.monotonic()
-        # Sample numbers continue across reopenings; the clock and the windows restart here.
-        self._latency = float(stream.latency)
-        self.clock.anchor(self.ring.written, time.time() - self._latency)
+        # Sample numbers continue across reopenings; the clock and the windows restart here
+        # (the clock provisionally, until the first block says when it was captured).
+        self.clock.anchor(self._stream_start, time.time())
         self._next_clock_check = time.monotonic() + self.CLOCK_CHECK
-        self._gap_at = self.ring.written
+        self._gap_at = self._stream_start
         self.stats.reopens += 1
         if self._failing or self.stats.reopens > 1:
             _LOGGER.debug("microphone %s reopened: waiting for audio", self._describe())
@@ -409,23 +449,64 @@ class MicrophoneSource:
             sd.check_input_settings(
                 device=index, channels=channels, samplerate=SAMPLE_RATE, dtype="float32"
             )
-        except (sd.PortAudioError, ValueError):
+        except (sd.PortAudioError, ValueError) as refused:
             native = int(sd.query_devices(index, "input")["default_samplerate"])
-            _LOGGER.info(
-                "device refuses %d Hz: capturing at %d Hz and resampling", SAMPLE_RATE, native
-            )
+            try:
+                sd.check_input_settings(
+                    device=index, channels=channels, samplerate=native, dtype="float32"
+                )
+            except (sd.PortAudioError, ValueError):
+                # It takes neither rate: it is not there (a sound server or USB device gone),
+                # not a device that refuses 48 kHz.
+                raise AudioError(
+                    f"microphone {self._describe()} is missing or not ready ({_one_line(refused)})"
+                ) from None
+            if native != self._announced_rate:
+                self._announced_rate = native
+                _LOGGER.info(
+                    "device refuses %d Hz: capturing at %d Hz and resampling",
+                    SAMPLE_RATE,
+                    native,
+                )
             return native
+        self._announced_rate = SAMPLE_RATE
         return SAMPLE_RATE
+
+    def _schedule_retry(self) -> None:
+        """When to try to open the device again: twice a second for the first minute of an
+        outage (a replug is usually quick), then with a backoff to 30 s; between those
+        attempts a change of the sound devices (a USB device plugged in) tries at once."""
+        now = time.monotonic()
+        if not self._outage_since:
+            self._outage_since = now
+            self._devices_seen = _sound_devices()
+        if now - self._outage_since < self.FAST_RETRY_FOR:
+            self._next_try = now + self.FAST_RETRY
+            return
+        self._next_try = now + self._backoff
+        self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)
+
+    def _devices_changed(self) -> bool:
+        """Whether the system's sound devices changed since the last look (cheap: one small
+        file and one folder listing, at most every FAST_RETRY seconds)."""
+        now = time.monotonic()
+        if now < self._next_device_look:
+            return False
+        self._next_device_look = now + self.FAST_RETRY
+        seen = _sound_devices()
+        changed = seen != self._devices_seen
+        self._devices_seen = seen
+        return changed
 
     def _prepare(self, rate: int, block: int) -> None:
         import soxr
 
         self._scratch = np.zeros(block * 4, dtype=np.float32)  # PortAudio may send more
+        self._capture_rate = rate
         if rate == SAMPLE_RATE:
             self._capture, self._resampler = None, None
         else:
             self._capture = RingBuffer(rate * 10)
-            self._capture_rate = rate
             self._moved = 0
             self._resampler = soxr.ResampleStream(
                 rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ"
@@ -445,6 +526,16 @@ class MicrophoneSource:
 
     def stop(self) -> None:
         self._close()
+
+
+def _sound_devices() -> str:
+    """A fingerprint of the system's sound devices: ALSA's card list and device nodes."""
+    parts = []
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/asound/cards").read_text(encoding="utf-8", errors="replace"))
+    with contextlib.suppress(OSError):
+        parts.append(",".join(sorted(os.listdir("/dev/snd"))))
+    return "\n".join(parts)
 
 
 def open_channels(available: int, channel: int | None) -> int:
