@@ -345,7 +345,15 @@ def test_broker_outage_loses_nothing_and_keeps_the_order(broker: Broker, tmp_pat
         time.sleep(1.0)  # the broker returns a second after the last detection
         back = dt.datetime.now(dt.timezone.utc)
         broker.start()
-        sub.wait_for(lambda ms: len([m for m in ms if m.topic == TOPICS.event]) >= 27, 30)
+        # Both topics are delivered from the outbox, each in order, but not in step: wait for
+        # the last of each (waiting for the events alone let a detection still be in flight).
+        sub.wait_for(
+            lambda ms: all(
+                event_id(26) in {json.loads(m.payload)["id"] for m in ms if m.topic == topic}
+                for topic in (TOPICS.detection, TOPICS.event)
+            ),
+            30,
+        )
         assert unique_ids(detections(sub)) == [event_id(i) for i in range(27)]
         # Home Assistant's event entity fires for the detections made during the outage too,
         # each with its own detection time, so an automation can judge how old it is.
