@@ -49,10 +49,13 @@ def thresholds(cfg: Config, labels: Sequence[Label]) -> Thresholds:
     )
 
 
-def _load_classifier(cfg: Config, paths: ModelPaths) -> Classifier:
+def _load_classifier(cfg: Config, active: ActiveModel) -> Classifier:
     # A runtime that crashes natively on this machine is found in a child process first.
+    paths = active.paths
     runtime = choose_runtime(cfg.model.runtime, paths.audio, threads=cfg.model.threads)
-    return Classifier(paths.audio, runtime, cfg.model.threads)
+    # The variant's windows with a stretch of digital silence go to the original it came from.
+    original = ModelPaths.at(paths.dir).audio if active.optimized else None
+    return Classifier(paths.audio, runtime, cfg.model.threads, original=original)
 
 
 def load_detector(cfg: Config) -> Detector:
@@ -61,7 +64,7 @@ def load_detector(cfg: Config) -> Detector:
     paths = active.paths
     labels = load_labels(paths, cfg.model.locale)
     try:
-        classifier = _load_classifier(cfg, paths)
+        classifier = _load_classifier(cfg, active)
     except ModelError as exc:
         if active.fallback is None:
             raise
@@ -70,7 +73,7 @@ def load_detector(cfg: Config) -> Detector:
         _LOGGER.warning("optimised model does not load (%s); using the original", exc)
         active = ActiveModel(active.fallback, f"original: the variant failed: {exc}")
         paths = active.paths
-        classifier = _load_classifier(cfg, paths)
+        classifier = _load_classifier(cfg, active)
     _LOGGER.info(
         "model %s on %s with %d threads (%s)",
         paths.audio.name,

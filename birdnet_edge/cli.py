@@ -474,6 +474,15 @@ def cmd_model_info(args: argparse.Namespace) -> int:
                     f"  {where}: {check.get('windows')} windows, {figures}, "
                     f"top-1 {check.get('top1_agree')}/{check.get('windows')}"
                 )
+        for edge in report.get("edges") or ():
+            scored = edge.get("scored") if isinstance(edge, dict) else None
+            if isinstance(scored, dict):
+                print(
+                    f"  {edge.get('name')} windows: {scored.get('windows')}, max |Δp| "
+                    f"{scored.get('max_delta_p', float('nan')):.1e} as scored "
+                    f"({edge.get('by_original')} by the original; the variant alone "
+                    f"{edge.get('variant_max_delta_p', float('nan')):.1e})"
+                )
         print(f"  verdict: {report.get('reason', '')}")
     locales = sorted(p.stem.rsplit("_Labels_", 1)[1] for p in paths.dir.glob("*_Labels_*.txt"))
     print(f"\nlabels: {paths.labels}" + (f" (+ locales: {', '.join(locales)})" if locales else ""))

@@ -93,6 +93,61 @@ def test_rewrite_matches_the_original(model_dir: Path, rewritten: Path) -> None:
     )
 
 
+def test_constant_stretches_are_found_only_where_a_frame_is_one_value() -> None:
+    from birdnet_edge.model.birdnet import CONSTANT_RUN, constant_stretches
+
+    rng = np.random.default_rng(5)
+    noise = rng.normal(0, 0.1, WINDOW_SAMPLES).astype(np.float32)
+
+    def with_run(start: int, length: int, value: float = 0.0) -> np.ndarray:
+        w = noise.copy()
+        w[start : start + length] = value
+        return w
+
+    windows = np.stack(
+        [
+            noise,  # nothing constant
+            np.zeros(WINDOW_SAMPLES, np.float32),  # digital silence throughout: the variant's
+            with_run(int(1.5 * 48_000), WINDOW_SAMPLES),  # a file's padded last window
+            with_run(WINDOW_SAMPLES - CONSTANT_RUN, CONSTANT_RUN),  # padding just long enough
+            with_run(WINDOW_SAMPLES - CONSTANT_RUN + 1, CONSTANT_RUN),  # one sample short
+            with_run(70_001, CONSTANT_RUN, 0.3),  # a frame of one value in the middle
+            with_run(70_001, CONSTANT_RUN - 1, 0.3),
+            with_run(0, 2 * CONSTANT_RUN),  # silence at the start
+        ]
+    )
+    found = constant_stretches(windows)
+    assert found.tolist() == [False, False, True, True, False, True, False, True]
+
+
+def test_windows_with_a_constant_stretch_are_scored_by_the_original(
+    model_dir: Path, rewritten: Path, soundscape: Path
+) -> None:
+    from birdnet_edge.model.birdnet import Classifier
+    from birdnet_edge.model.scoring import confidences
+
+    original = TFLiteModel(model_dir / AUDIO_MODEL, threads=1)
+    scoring = Classifier(rewritten, threads=1, original=model_dir / AUDIO_MODEL)
+    windows = optimize.edge_windows(optimize.audio_windows(soundscape, limit=4))["padded"]
+    reference = confidences(original.predict(windows))
+    alone = confidences(scoring.model.predict(windows))
+    scored = confidences(scoring.logits(windows))
+    # The variant alone misses the bound on padded windows; scored as the daemon does, the
+    # windows with a long run of padding come from the original and the rest meet the bound.
+    assert np.abs(alone - reference).max() > optimize.MAX_DELTA_P
+    assert np.abs(scored - reference).max() <= optimize.MAX_DELTA_P
+    assert 0 < scoring.scored_by_original < len(windows)
+    # Loaded for those windows only, and given back once none has come for a while.
+    recorded = optimize.audio_windows(soundscape, limit=1)
+    assert scoring.holds_original
+    scoring.logits(recorded)
+    assert scoring.holds_original, "kept for KEEP_ORIGINAL seconds after such a window"
+    scoring.KEEP_ORIGINAL = 0.0
+    scoring.logits(windows[:1])  # a padded window: scored by the original once more
+    scoring.logits(recorded)
+    assert not scoring.holds_original
+
+
 def test_a_broken_rewrite_is_rejected(model_dir: Path, rewritten: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(_scaled_kernel(rewritten.read_bytes(), 1.01))
@@ -144,10 +199,20 @@ def test_optimize_model_accepts_the_exact_variant(model_copy: Path, soundscape: 
         assert equivalence.max_delta_p <= optimize.MAX_DELTA_P
         assert all(c.lost == c.added == 0 for c in equivalence.checks)
     assert {c.threshold for c in result.real.checks} == {0.25, 0.7}
+    # The edge cases, as the daemon scores them, with the variant's own figure beside them.
+    edges = {edge.name: edge for edge in result.edges}
+    assert set(edges) == {"padded", "silence", "quiet"}
+    for edge in edges.values():
+        assert edge.scored.max_delta_p <= optimize.MAX_DELTA_P, edge.line()
+        assert edge.scored.top1_agree == edge.scored.windows
+    assert edges["padded"].by_original > 0
+    assert edges["padded"].variant_max_delta_p > optimize.MAX_DELTA_P
+    assert any(line.startswith("padded: ") for line in said)
     report = read_report(model_copy)
     assert report is not None
     assert report["accepted"] is True
     assert report["real"]["max_delta_p"] == result.real.max_delta_p
+    assert [edge["name"] for edge in report["edges"]] == ["padded", "silence", "quiet"]
     assert json.loads((model_copy / OPTIMIZED_REPORT).read_text())["path"] == str(result.path)
     assert any("accepted" in line for line in said)
     assert report["sha256"] == sha256_of(result.path)
