@@ -23,7 +23,8 @@ from typing import Any, TextIO
 from birdnet_edge import store
 from birdnet_edge.errors import BirdnetEdgeError
 from birdnet_edge.paths import written_whole
-from birdnet_edge.store import Detection, Filters, SpeciesSummary
+from birdnet_edge.record import EXPORT_FIELDS, Detection, export, iso
+from birdnet_edge.store import Filters, SpeciesSummary
 
 # Where the systemd unit keeps the database (StateDirectory=birdnet-edge); used when the user's
 # own default location has none, so `birdnet-edge log` works for a login user too.
@@ -35,11 +36,6 @@ SQLITE_MAX_INT = 2**63 - 1
 FOLLOW_POLL_SECONDS = 1.0
 CHART_WIDTH = 50
 
-EXPORT_FIELDS = (
-    "id", "start", "end", "utc_offset", "common", "scientific", "confidence", "windows",
-    "duration_s", "station", "latitude", "longitude", "model", "precision", "sensitivity",
-    "overlap", "min_confidence",
-)  # fmt: skip
 SUMMARY_FIELDS = ("common", "scientific", "count", "first", "last", "max_confidence")
 
 
@@ -157,7 +153,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         last = store.last_rowid(conn)
         conn.execute("COMMIT")
         if fmt == "json" and not args.follow:
-            records = [record(d, args.utc) for d in rows]
+            records = [export(d, utc=args.utc) for d in rows]
             out.write(json.dumps(records, ensure_ascii=False, indent=1) + "\n")
         else:
             if rows or args.follow or fmt == "csv":
@@ -318,37 +314,6 @@ def when(t: dt.datetime, d_zone: dt.timezone, utc: bool) -> dt.datetime:
     return t.astimezone(dt.timezone.utc if utc else d_zone)
 
 
-def iso(t: dt.datetime) -> str:
-    """ISO 8601 with milliseconds; ``Z`` for UTC."""
-    text = t.isoformat(timespec="milliseconds")
-    return text[:-6] + "Z" if text.endswith("+00:00") and t.tzinfo is dt.timezone.utc else text
-
-
-def record(d: Detection, utc: bool) -> dict[str, Any]:
-    """One detection as a flat mapping (CSV and JSON output)."""
-    sign = "-" if d.utc_offset < dt.timedelta() else "+"
-    minutes = abs(int(d.utc_offset.total_seconds())) // 60
-    return {
-        "id": d.id,
-        "start": iso(when(d.start, d.zone, utc)),
-        "end": iso(when(d.end, d.zone, utc)),
-        "utc_offset": f"{sign}{minutes // 60:02d}:{minutes % 60:02d}",
-        "common": d.common,
-        "scientific": d.scientific,
-        "confidence": round(d.confidence, 4),
-        "windows": d.windows,
-        "duration_s": round((d.end - d.start).total_seconds(), 3),
-        "station": d.station,
-        "latitude": d.latitude,
-        "longitude": d.longitude,
-        "model": d.model,
-        "precision": d.precision,
-        "sensitivity": d.sensitivity,
-        "overlap": d.overlap,
-        "min_confidence": d.min_confidence,
-    }
-
-
 def write_header(fmt: str, out: TextIO, utc: bool) -> None:
     """The column names of :func:`row_writer`'s table or CSV (JSON Lines have none)."""
     if fmt == "table":
@@ -371,9 +336,9 @@ def row_writer(fmt: str, out: TextIO, utc: bool) -> Callable[[Detection], None]:
                 f"{d.confidence:.2f} {d.windows:>8}\n"
             )
         elif fmt == "csv":
-            writer.writerow(record(d, utc))
+            writer.writerow(export(d, utc=utc))
         else:
-            out.write(json.dumps(record(d, utc), ensure_ascii=False) + "\n")
+            out.write(json.dumps(export(d, utc=utc), ensure_ascii=False) + "\n")
 
     return write
 

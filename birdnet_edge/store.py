@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.sinks.sqlite import BUSY_TIMEOUT_MS, SCHEMA_VERSION, parse_utc, utc_text
+from birdnet_edge.record import COLUMNS, Detection, from_row, parse_utc, utc_text
+from birdnet_edge.sinks.sqlite import BUSY_TIMEOUT_MS, SCHEMA_VERSION
 
-_COLUMNS = (
-    "rowid, id, start_utc, end_utc, utc_offset_min, scientific, common, confidence, windows, "
-    "closed, station, latitude, longitude, model, precision, sensitivity, overlap, min_confidence"
-)
+_COLUMNS = "rowid, " + ", ".join(COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -31,35 +29,6 @@ class Filters:
     species: str | None = None  # case-insensitive substring of the common or scientific name
     min_conf: float | None = None  # highest window confidence at least this
     scientific: str | None = None  # exactly this species
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One stored detection event."""
-
-    rowid: int
-    id: str
-    start: dt.datetime  # aware, UTC
-    end: dt.datetime  # aware, UTC
-    utc_offset: dt.timedelta  # the station's offset from UTC when it started
-    scientific: str
-    common: str
-    confidence: float
-    windows: int
-    closed: bool
-    station: str
-    latitude: float | None
-    longitude: float | None
-    model: str
-    precision: str
-    sensitivity: float
-    overlap: float
-    min_confidence: float
-
-    @property
-    def zone(self) -> dt.timezone:
-        """The station's time zone offset at the time of the event."""
-        return dt.timezone(self.utc_offset)
 
 
 @dataclass(frozen=True)
@@ -162,13 +131,7 @@ def _where(conn: sqlite3.Connection, f: Filters) -> tuple[str, list[object]]:
 
 
 def _detection(row: Any) -> Detection:
-    return Detection(
-        rowid=row[0], id=row[1], start=parse_utc(row[2]), end=parse_utc(row[3]),
-        utc_offset=dt.timedelta(minutes=row[4]), scientific=row[5], common=row[6],
-        confidence=row[7], windows=row[8], closed=bool(row[9]), station=row[10],
-        latitude=row[11], longitude=row[12], model=row[13], precision=row[14],
-        sensitivity=row[15], overlap=row[16], min_confidence=row[17],
-    )  # fmt: skip
+    return from_row(tuple(row[1:]), rowid=row[0])
 
 
 def recent(conn: sqlite3.Connection, f: Filters, limit: int | None) -> list[Detection]:

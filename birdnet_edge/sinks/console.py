@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from birdnet_edge.events import EventChange
+from birdnet_edge.record import Detection, console_line
 
 
 class ConsoleSink:
@@ -17,11 +18,7 @@ class ConsoleSink:
     def handle(self, change: EventChange) -> None:
         if change.kind != "opened":
             return
-        e = change.event
-        local = e.start.astimezone()
-        self.out.write(
-            f"{local:%Y-%m-%d %H:%M:%S} {e.common} ({e.scientific}) {e.confidence:.2f}\n"
-        )
+        self.out.write(console_line(Detection.of(change.event, closed=False)) + "\n")
         self.out.flush()
 
     def close(self, timeout: float = 5.0) -> None:

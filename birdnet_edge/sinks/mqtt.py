@@ -32,12 +32,13 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from birdnet_edge import __version__
+from birdnet_edge import __version__, record
 from birdnet_edge.config import Config, TLSConfig
 from birdnet_edge.errors import BirdnetEdgeError, ConfigError
 from birdnet_edge.events import DetectionEvent, EventChange
+from birdnet_edge.record import Detection, Status
 from birdnet_edge.secrets import Secret, mqtt_password
 from birdnet_edge.sinks.ha_discovery import (
     EVENT_TYPE,
@@ -51,9 +52,6 @@ from birdnet_edge.sinks.ha_discovery import (
     topic_prefix,
 )
 from birdnet_edge.sinks.outbox import Outbox
-
-if TYPE_CHECKING:
-    from birdnet_edge import store
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -73,55 +71,15 @@ _REFUSAL_FIX = (
 )
 
 
-Status = Literal["open", "final"]
 Stage = Literal["detected", "final"]
 #: An outbox message: the topic below the prefix (``detection`` or ``event``) and its payload.
 OutboxMessage = tuple[str, str]
 
 
-def _iso(t: dt.datetime) -> str:
-    """Local time with its UTC offset, e.g. ``2025-05-04T06:12:03.000+02:00``."""
-    return t.astimezone().isoformat(timespec="milliseconds")
-
-
 def detection_message(event: DetectionEvent, status: Status = "open") -> dict[str, Any]:
     """The JSON object published on ``<prefix>/detection`` for one detection event: ``open``
     when it becomes a detection (the low-latency message), ``final`` when it closes."""
-    c = event.context
-    return {
-        "id": event.id,
-        "status": status,
-        "start": _iso(event.start),
-        "end": _iso(event.end),
-        "scientific_name": event.scientific,
-        "common_name": event.common,
-        "confidence": round(event.confidence, 4),
-        "windows": event.windows,
-        "station": c.station,
-        "latitude": c.latitude,
-        "longitude": c.longitude,
-        "model": c.model,
-        "precision": c.precision,
-    }
-
-
-def stored_message(d: store.Detection) -> dict[str, Any]:
-    """:func:`detection_message` of an event read back from the database."""
-    return {
-        "id": d.id,
-        "status": "final" if d.closed else "open",
-        "start": _iso(d.start),
-        "end": _iso(d.end),
-        "scientific_name": d.scientific,
-        "common_name": d.common,
-        "confidence": round(d.confidence, 4),
-        "windows": d.windows,
-        "station": d.station,
-        "latitude": d.latitude,
-        "longitude": d.longitude,
-        "model": d.model,
-        "precision": d.precision,
-    }
+    return record.message(Detection.of(event, closed=status == "final"))
 
 
 def outbox_messages(event: DetectionEvent, stage: Stage) -> list[OutboxMessage]:
@@ -669,7 +627,7 @@ class MQTTPublisher:
             for d in store.detections(conn, store.Filters(since=midnight)):
                 if d.windows >= self.min_windows:
                     self._day.species[d.common] += 1
-                    self._last = stored_message(d)
+                    self._last = record.message(d)
         except sqlite3.Error as exc:
             _LOGGER.warning("cannot read today's detections from %s: %s", self.db_path, exc)
         finally:

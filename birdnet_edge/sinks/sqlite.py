@@ -32,6 +32,13 @@ from typing import TYPE_CHECKING
 from birdnet_edge.errors import BirdnetEdgeError
 from birdnet_edge.events import DetectionEvent, EventChange
 from birdnet_edge.paths import default_state_dir
+from birdnet_edge.record import (
+    COLUMNS,
+    UPDATED_COLUMNS,
+    Detection,
+    to_row,
+    utc_text,
+)
 from birdnet_edge.sinks import Sink
 
 if TYPE_CHECKING:
@@ -96,17 +103,11 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_UPSERT = """
-INSERT INTO detections (
-    id, start_utc, end_utc, utc_offset_min, scientific, common, confidence, windows, closed,
-    station, latitude, longitude, model, precision, sensitivity, overlap, min_confidence
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-    end_utc = excluded.end_utc,
-    confidence = excluded.confidence,
-    windows = excluded.windows,
-    closed = excluded.closed
-"""
+_UPSERT = (
+    f"INSERT INTO detections ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in UPDATED_COLUMNS)
+)
 _OUTBOX = "INSERT INTO outbox (event_id, topic, payload, created_utc) VALUES (?, ?, ?, ?)"
 _SPECIES = "INSERT OR IGNORE INTO species (scientific, common) VALUES (?, ?)"
 
@@ -118,27 +119,9 @@ def default_db_path() -> Path:
     return default_state_dir() / DB_NAME
 
 
-def utc_text(t: dt.datetime) -> str:
-    """An aware time as the stored text: UTC, millisecond precision, sortable as text."""
-    u = t.astimezone(dt.timezone.utc)
-    return f"{u:%Y-%m-%dT%H:%M:%S}.{u.microsecond // 1000:03d}Z"
-
-
-def parse_utc(text: str) -> dt.datetime:
-    """The stored text back to an aware UTC datetime."""
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
-
-
 def event_row(e: DetectionEvent, closed: bool) -> Row:
     """The parameters of :data:`_UPSERT` for one event."""
-    offset = e.start.astimezone().utcoffset() or dt.timedelta()
-    c = e.context
-    return (
-        e.id, utc_text(e.start), utc_text(e.end), round(offset.total_seconds() / 60),
-        e.scientific, e.common, e.confidence, e.windows, int(closed),
-        c.station, c.latitude, c.longitude, c.model, c.precision,
-        c.sensitivity, c.overlap, c.min_confidence,
-    )  # fmt: skip
+    return to_row(Detection.of(e, closed=closed))
 
 
 def open_database(path: Path, *, check_same_thread: bool = False) -> sqlite3.Connection:

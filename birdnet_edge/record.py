@@ -1,0 +1,181 @@
+"""The detection record: one species heard over consecutive windows, as it is kept and sent.
+
+Defined once. The database row, the MQTT message, the CSV and JSON Lines export and the console
+line are all derived here, so adding a field is a change in this module plus a schema migration
+(``birdnet_edge.sinks.sqlite.MIGRATIONS``) that adds its column.
+
+Times are aware datetimes in UTC; ``utc_offset`` is the station's offset from UTC when the event
+started, so a log read elsewhere (or after a change of time zone) still shows station time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from birdnet_edge.events import DetectionEvent
+
+#: ``open`` when an event becomes a detection (the low-latency message), ``final`` once closed.
+Status = Literal["open", "final"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detection event as stored, published and exported."""
+
+    id: str  # UUID, stable from the first message to the final one
+    start: dt.datetime  # start of the first window with a hit
+    end: dt.datetime  # end of the last window with a hit (a padded last window: the file's end)
+    utc_offset: dt.timedelta  # the station's offset from UTC at ``start``
+    scientific: str
+    common: str
+    confidence: float  # the highest window confidence
+    windows: int  # windows with a hit
+    closed: bool  # False while the species keeps singing
+    # The settings in force when it was detected.
+    station: str
+    latitude: float | None
+    longitude: float | None
+    model: str
+    precision: str
+    sensitivity: float
+    overlap: float
+    min_confidence: float
+    #: The database's row number once read back (0 for a record not read from the database).
+    rowid: int = dataclasses.field(default=0, compare=False)
+
+    @classmethod
+    def of(cls, event: DetectionEvent, *, closed: bool) -> Detection:
+        """The record of a tracker's event."""
+        c = event.context
+        return cls(
+            id=event.id, start=event.start, end=event.end,
+            utc_offset=event.start.astimezone().utcoffset() or dt.timedelta(),
+            scientific=event.scientific, common=event.common, confidence=event.confidence,
+            windows=event.windows, closed=closed, station=c.station, latitude=c.latitude,
+            longitude=c.longitude, model=c.model, precision=c.precision,
+            sensitivity=c.sensitivity, overlap=c.overlap, min_confidence=c.min_confidence,
+        )  # fmt: skip
+
+    @property
+    def zone(self) -> dt.timezone:
+        """The station's time zone offset at the time of the event."""
+        return dt.timezone(self.utc_offset)
+
+    @property
+    def status(self) -> Status:
+        return "final" if self.closed else "open"
+
+    @property
+    def duration_s(self) -> float:
+        return round((self.end - self.start).total_seconds(), 3)
+
+
+# -- the database row ------------------------------------------------------------------------
+
+#: Fields stored as columns, in column order; the columns of the fields whose name differs.
+STORED_FIELDS = tuple(f.name for f in dataclasses.fields(Detection) if f.name != "rowid")
+_COLUMN_OF = {"start": "start_utc", "end": "end_utc", "utc_offset": "utc_offset_min"}
+COLUMNS = tuple(_COLUMN_OF.get(name, name) for name in STORED_FIELDS)
+#: Columns an update of an event already stored may change (it grows, then closes).
+UPDATED_COLUMNS = ("end_utc", "confidence", "windows", "closed")
+
+
+def utc_text(t: dt.datetime) -> str:
+    """An aware time as the stored text: UTC, millisecond precision, sortable as text."""
+    u = t.astimezone(dt.timezone.utc)
+    return f"{u:%Y-%m-%dT%H:%M:%S}.{u.microsecond // 1000:03d}Z"
+
+
+def parse_utc(text: str) -> dt.datetime:
+    """The stored text back to an aware UTC datetime."""
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+def to_row(d: Detection) -> tuple[object, ...]:
+    """The values of :data:`COLUMNS` for ``d``."""
+    values: dict[str, object] = {name: getattr(d, name) for name in STORED_FIELDS}
+    values["start"], values["end"] = utc_text(d.start), utc_text(d.end)
+    values["utc_offset"] = round(d.utc_offset.total_seconds() / 60)
+    values["closed"] = int(d.closed)
+    return tuple(values[name] for name in STORED_FIELDS)
+
+
+def from_row(row: tuple[Any, ...] | Any, rowid: int = 0) -> Detection:
+    """A record from the values of :data:`COLUMNS` (as :func:`to_row` wrote them)."""
+    values = dict(zip(STORED_FIELDS, row, strict=True))
+    values["start"], values["end"] = parse_utc(values["start"]), parse_utc(values["end"])
+    values["utc_offset"] = dt.timedelta(minutes=values["utc_offset"])
+    values["closed"] = bool(values["closed"])
+    return Detection(**values, rowid=rowid)
+
+
+# -- the MQTT message --------------------------------------------------------------------------
+
+#: Record fields in the MQTT message, under the message's names (its schema is public: Home
+#: Assistant templates read it).
+_MESSAGE_KEYS = {
+    "id": "id", "status": "status", "start": "start", "end": "end",
+    "scientific": "scientific_name", "common": "common_name", "confidence": "confidence",
+    "windows": "windows", "station": "station", "latitude": "latitude",
+    "longitude": "longitude", "model": "model", "precision": "precision",
+}  # fmt: skip
+
+
+def message(d: Detection) -> dict[str, Any]:
+    """The JSON object published on ``<prefix>/detection`` (times local, with their offset)."""
+    out: dict[str, Any] = {}
+    for field, key in _MESSAGE_KEYS.items():
+        value = getattr(d, field)
+        if isinstance(value, dt.datetime):
+            value = value.astimezone().isoformat(timespec="milliseconds")
+        elif field == "confidence":
+            value = round(value, 4)
+        out[key] = value
+    return out
+
+
+# -- CSV and JSON Lines ------------------------------------------------------------------------
+
+EXPORT_FIELDS = (
+    "id", "start", "end", "utc_offset", "common", "scientific", "confidence", "windows",
+    "duration_s", "station", "latitude", "longitude", "model", "precision", "sensitivity",
+    "overlap", "min_confidence",
+)  # fmt: skip
+
+
+def iso(t: dt.datetime) -> str:
+    """ISO 8601 with milliseconds; ``Z`` for UTC."""
+    text = t.isoformat(timespec="milliseconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") and t.tzinfo is dt.timezone.utc else text
+
+
+def export(d: Detection, *, utc: bool) -> dict[str, Any]:
+    """One detection as a flat mapping of :data:`EXPORT_FIELDS` (times in station time, or UTC)."""
+    zone = dt.timezone.utc if utc else d.zone
+    sign = "-" if d.utc_offset < dt.timedelta() else "+"
+    minutes = abs(int(d.utc_offset.total_seconds())) // 60
+    out: dict[str, Any] = {}
+    for name in EXPORT_FIELDS:
+        value = getattr(d, name)
+        if isinstance(value, dt.datetime):
+            value = iso(value.astimezone(zone))
+        elif name == "utc_offset":
+            value = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+        elif name == "confidence":
+            value = round(value, 4)
+        out[name] = value
+    return out
+
+
+# -- the console line --------------------------------------------------------------------------
+
+
+def console_line(d: Detection) -> str:
+    """The line the daemon prints when a detection opens (local time)."""
+    return (
+        f"{d.start.astimezone():%Y-%m-%d %H:%M:%S} {d.common} ({d.scientific}) {d.confidence:.2f}"
+    )
