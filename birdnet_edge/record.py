@@ -13,10 +13,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from birdnet_edge.events import DetectionEvent
+from birdnet_edge.events import DetectionContext, DetectionEvent
 
 #: ``open`` when an event becomes a detection (the low-latency message), ``final`` once closed.
 Status = Literal["open", "final"]
@@ -35,29 +34,18 @@ class Detection:
     confidence: float  # the highest window confidence
     windows: int  # windows with a hit
     closed: bool  # False while the species keeps singing
-    # The settings in force when it was detected.
-    station: str
-    latitude: float | None
-    longitude: float | None
-    model: str
-    precision: str
-    sensitivity: float
-    overlap: float
-    min_confidence: float
+    context: DetectionContext  # the settings in force when it was detected
     #: The database's row number once read back (0 for a record not read from the database).
     rowid: int = dataclasses.field(default=0, compare=False)
 
     @classmethod
     def of(cls, event: DetectionEvent, *, closed: bool) -> Detection:
         """The record of a tracker's event."""
-        c = event.context
         return cls(
             id=event.id, start=event.start, end=event.end,
             utc_offset=event.start.astimezone().utcoffset() or dt.timedelta(),
             scientific=event.scientific, common=event.common, confidence=event.confidence,
-            windows=event.windows, closed=closed, station=c.station, latitude=c.latitude,
-            longitude=c.longitude, model=c.model, precision=c.precision,
-            sensitivity=c.sensitivity, overlap=c.overlap, min_confidence=c.min_confidence,
+            windows=event.windows, closed=closed, context=event.context,
         )  # fmt: skip
 
     @property
@@ -76,8 +64,13 @@ class Detection:
 
 # -- the database row ------------------------------------------------------------------------
 
-#: Fields stored as columns, in column order; the columns of the fields whose name differs.
-STORED_FIELDS = tuple(f.name for f in dataclasses.fields(Detection) if f.name != "rowid")
+_OWN_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Detection) if f.name not in ("context", "rowid")
+)
+_CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(DetectionContext))
+#: Fields stored as columns, in column order (the context's flattened after the record's own),
+#: and the columns of the fields whose name differs.
+STORED_FIELDS = _OWN_FIELDS + _CONTEXT_FIELDS
 _COLUMN_OF = {"start": "start_utc", "end": "end_utc", "utc_offset": "utc_offset_min"}
 COLUMNS = tuple(_COLUMN_OF.get(name, name) for name in STORED_FIELDS)
 #: Columns an update of an event already stored may change (it grows, then closes).
@@ -95,9 +88,17 @@ def parse_utc(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
+def flat(d: Detection) -> dict[str, Any]:
+    """The record's fields and its context's, as one mapping by name."""
+    return {
+        **{name: getattr(d, name) for name in _OWN_FIELDS},
+        **{name: getattr(d.context, name) for name in _CONTEXT_FIELDS},
+    }
+
+
 def to_row(d: Detection) -> tuple[object, ...]:
     """The values of :data:`COLUMNS` for ``d``."""
-    values: dict[str, object] = {name: getattr(d, name) for name in STORED_FIELDS}
+    values = flat(d)
     values["start"], values["end"] = utc_text(d.start), utc_text(d.end)
     values["utc_offset"] = round(d.utc_offset.total_seconds() / 60)
     values["closed"] = int(d.closed)
@@ -107,10 +108,12 @@ def to_row(d: Detection) -> tuple[object, ...]:
 def from_row(row: tuple[Any, ...] | Any, rowid: int = 0) -> Detection:
     """A record from the values of :data:`COLUMNS` (as :func:`to_row` wrote them)."""
     values = dict(zip(STORED_FIELDS, row, strict=True))
-    values["start"], values["end"] = parse_utc(values["start"]), parse_utc(values["end"])
-    values["utc_offset"] = dt.timedelta(minutes=values["utc_offset"])
-    values["closed"] = bool(values["closed"])
-    return Detection(**values, rowid=rowid)
+    own = {name: values[name] for name in _OWN_FIELDS}
+    own["start"], own["end"] = parse_utc(own["start"]), parse_utc(own["end"])
+    own["utc_offset"] = dt.timedelta(minutes=own["utc_offset"])
+    own["closed"] = bool(own["closed"])
+    context = DetectionContext(**{name: values[name] for name in _CONTEXT_FIELDS})
+    return Detection(**own, context=context, rowid=rowid)
 
 
 # -- the MQTT message --------------------------------------------------------------------------
@@ -127,9 +130,10 @@ _MESSAGE_KEYS = {
 
 def message(d: Detection) -> dict[str, Any]:
     """The JSON object published on ``<prefix>/detection`` (times local, with their offset)."""
+    values = {**flat(d), "status": d.status}
     out: dict[str, Any] = {}
     for field, key in _MESSAGE_KEYS.items():
-        value = getattr(d, field)
+        value = values[field]
         if isinstance(value, dt.datetime):
             value = value.astimezone().isoformat(timespec="milliseconds")
         elif field == "confidence":
@@ -158,9 +162,10 @@ def export(d: Detection, *, utc: bool) -> dict[str, Any]:
     zone = dt.timezone.utc if utc else d.zone
     sign = "-" if d.utc_offset < dt.timedelta() else "+"
     minutes = abs(int(d.utc_offset.total_seconds())) // 60
+    values = {**flat(d), "duration_s": d.duration_s}
     out: dict[str, Any] = {}
     for name in EXPORT_FIELDS:
-        value = getattr(d, name)
+        value = values[name]
         if isinstance(value, dt.datetime):
             value = iso(value.astimezone(zone))
         elif name == "utc_offset":
