@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from birdnet_edge.audio.ring import RingBuffer
-from birdnet_edge.audio.sources import MicrophoneSource
+from birdnet_edge.audio.sources import MicrophoneSource, MicState
 
 RATE = 44_100
 
@@ -68,7 +68,9 @@ def test_the_drift_check_moves_stamps_by_the_drift_only_and_from_the_first_block
         active = True
 
     source._stream = _Stream()
+    source.state = MicState.WAITING  # opened, the first block in
     source.poll()
+    assert source.state is MicState.LISTENING
     assert source.clock.time_of(0) == start, "stamped from the first block's capture time"
     # 60 s later the sound card's clock has run 0.6 s slow against the system's.
     source.ring.write(np.zeros(60 * 48_000, dtype=np.float32))

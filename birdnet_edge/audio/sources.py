@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import enum
 import itertools
 import logging
 import os
@@ -202,6 +203,15 @@ class FileSource:
             self._thread.join(timeout=2.0)
 
 
+class MicState(enum.Enum):
+    """Where a microphone source stands; :meth:`MicrophoneSource.poll` switches on it."""
+
+    STOPPED = "stopped"  # never opened, or stopped
+    WAITING = "waiting"  # a stream is open; its first block has not come yet
+    LISTENING = "listening"  # audio flows
+    MISSING = "missing"  # no stream: the device is missing or stopped delivering; retrying
+
+
 class MicrophoneSource:
     """A PortAudio input stream whose callback only copies into a preallocated ring buffer.
 
@@ -246,7 +256,7 @@ class MicrophoneSource:
         self._next_try = 0.0
         self._backoff = 1.0
         self._gap_at: int | None = None
-        self._failing = False
+        self.state = MicState.STOPPED
         self._anchored_overflows = 0
         self._next_clock_check = 0.0
         # Written by the callback (plain float stores, no allocation of our own): when the
@@ -256,15 +266,17 @@ class MicrophoneSource:
         self._use_adc = False  # this stream's capture times are believable
         self._max_age = 0.0
         self._stream_start = 0  # ring sample number of the stream's first sample
-        self._anchored = False  # the clock has this stream's first block's capture time
         self._announced_rate = SAMPLE_RATE  # the capture rate last announced in the log
-        self._outage_since = 0.0  # when the device went missing (monotonic), 0.0 if it is not
+        self._outage_since = 0.0  # when this outage began (monotonic); 0.0 when there is none
         self._devices_seen = ""  # a fingerprint of the sound devices, to notice a replug
         self._next_device_look = 0.0
 
     @property
     def running(self) -> bool:
-        return self._stream is not None and self._last_callback > 0.0
+        """Audio flows (a stream is open and has delivered)."""
+        return self.state is MicState.LISTENING or (
+            self.state is MicState.WAITING and self._last_callback > 0.0
+        )
 
     @property
     def last_block(self) -> float:
@@ -304,38 +316,38 @@ class MicrophoneSource:
     # -- housekeeping, on the pipeline thread ----------------------------------------------
     def poll(self) -> bool:
         now = time.monotonic()
-        if self._stream is None:
+        if self.state is MicState.STOPPED:
+            return False
+        if self.state is MicState.MISSING:
             if now >= self._next_try or self._devices_changed():
                 self._try_open()
             return False
-        if not self._anchored and self._first_capture > 0.0:
+        if self.state is MicState.WAITING and self._first_capture > 0.0:
             # Audio arrives a second or two after the stream opens: sample numbers are stamped
             # from the first block's capture time, not from the opening.
-            self._anchored = True
             self.clock.anchor(self._stream_start, self._first_capture)
             self._next_clock_check = now + self.CLOCK_CHECK
-        if self._failing and self._last_callback > 0.0:
-            # Audio flows again: only now is the device back (a stream can open and stay mute).
-            self._failing = False
-            self._backoff = 1.0
-            self._outage_since = 0.0
-            _LOGGER.info("microphone %s is back: listening again", self._describe())
-        if self._resampler is not None:
-            self._resample(now)
-        self._keep_clock(now)
+            if self._outage_since:
+                # Only now is the device back (a stream can open and stay mute).
+                _LOGGER.info("microphone %s is back: listening again", self._describe())
+            self._backoff, self._outage_since = 1.0, 0.0
+            self.state = MicState.LISTENING
+        if self.state is MicState.LISTENING:
+            if self._resampler is not None:
+                self._resample(now)
+            self._keep_clock(now)
         last = self._last_callback or self._opened_at
         if now - last > self.stall_seconds or not self._stream.active:
             # One error per outage; a device that opens but stays mute is retried with the
             # same backoff as a missing one, not every stall_seconds with a new error.
-            log = _LOGGER.debug if self._failing else _LOGGER.error
+            log = _LOGGER.debug if self._outage_since else _LOGGER.error
             log(
                 "microphone %s stopped delivering audio: reopening it (check the USB "
                 "connection if this repeats)",
                 self._describe(),
             )
-            self._failing = True
             self._close()
-            self._schedule_retry()
+            self._missing()
         return False
 
     def gap(self) -> int | None:
@@ -349,7 +361,9 @@ class MicrophoneSource:
         microphone's clock differs from the system's by tens of ppm (seconds a day).
         """
         overflowed = self.stats.overflows != self._anchored_overflows
-        if not self._anchored or (not overflowed and now < self._next_clock_check):
+        if self.state is not MicState.LISTENING or (
+            not overflowed and now < self._next_clock_check
+        ):
             return
         self._next_clock_check = now + self.CLOCK_CHECK
         self._anchored_overflows = self.stats.overflows
@@ -386,7 +400,7 @@ class MicrophoneSource:
         sd = _sounddevice()
         stream = None
         try:
-            if self.stats.reopens or self._failing:
+            if self.stats.reopens or self._outage_since:
                 # PortAudio lists devices once per initialisation: refresh it to see a device
                 # that was plugged in (or came back) since.
                 sd._terminate()
@@ -412,13 +426,12 @@ class MicrophoneSource:
             self._last_callback = 0.0
             self._max_age = float(stream.latency) + block / rate  # a capture time to believe
             self._first_capture = 0.0
-            self._anchored = False
             self._stream_start = self.ring.written
             stream.start()
         except (AudioError, sd.PortAudioError, ValueError) as exc:
             if stream is not None:
                 stream.close(ignore_errors=True)
-            if not self._failing:
+            if not self._outage_since:
                 hint = (
                     ""  # the message names the setting and its fix
                     if isinstance(exc, AudioSettingError)
@@ -426,10 +439,10 @@ class MicrophoneSource:
                     "lists them)"
                 )
                 _LOGGER.error("%s; retrying in the background%s", _one_line(exc), hint)
-            self._failing = True
-            self._schedule_retry()
+            self._missing()
             return
         self._stream = stream
+        self.state = MicState.WAITING
         self._opened_at = time.monotonic()
         # Sample numbers continue across reopenings; the clock and the windows restart here
         # (the clock provisionally, until the first block says when it was captured).
@@ -437,7 +450,7 @@ class MicrophoneSource:
         self._next_clock_check = time.monotonic() + self.CLOCK_CHECK
         self._gap_at = self._stream_start
         self.stats.reopens += 1
-        if self._failing or self.stats.reopens > 1:
+        if self._outage_since or self.stats.reopens > 1:
             _LOGGER.debug("microphone %s reopened: waiting for audio", self._describe())
         else:
             _LOGGER.info("listening on %s at %d Hz", self._describe(), rate)
@@ -472,10 +485,11 @@ class MicrophoneSource:
         self._announced_rate = SAMPLE_RATE
         return SAMPLE_RATE
 
-    def _schedule_retry(self) -> None:
-        """When to try to open the device again: twice a second for the first minute of an
-        outage (a replug is usually quick), then with a backoff to 30 s; between those
-        attempts a change of the sound devices (a USB device plugged in) tries at once."""
+    def _missing(self) -> None:
+        """No stream now: retry opening twice a second for the first minute of the outage (a
+        replug is usually quick), then with a backoff to 30 s; between those attempts a change
+        of the sound devices (a USB device plugged in) tries at once."""
+        self.state = MicState.MISSING
         now = time.monotonic()
         if not self._outage_since:
             self._outage_since = now
@@ -526,6 +540,7 @@ class MicrophoneSource:
 
     def stop(self) -> None:
         self._close()
+        self.state = MicState.STOPPED
 
 
 def _sound_devices() -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import enum
 import json
 import logging
 import queue
@@ -72,6 +73,18 @@ _REFUSAL_FIX = (
 
 
 Stage = Literal["detected", "final"]
+
+
+class Session(enum.Enum):
+    """The publisher thread's session with the broker; :meth:`MQTTPublisher._after_callbacks`
+    moves it along what paho's callbacks saw."""
+
+    DOWN = "down"  # no connection: not tried yet, or lost (a retry is scheduled)
+    CONNECTING = "connecting"  # CONNECT sent, no CONNACK yet
+    UP = "up"  # CONNACK accepted: publishing
+    REFUSED = "refused"  # CONNACK refused: the socket is closing
+
+
 #: An outbox message: the topic below the prefix (``detection`` or ``event``) and its payload.
 OutboxMessage = tuple[str, str]
 
@@ -212,10 +225,11 @@ class MQTTPublisher:
         self._pending = 0
         # Everything below belongs to the publisher thread (paho callbacks run there too).
         self._connected_once = False
-        self._session_up = False
-        self._announce = False
-        self._lost: str | None = None
-        self._refused: str | None = None
+        self._session = Session.DOWN
+        self._refusal = ""  # why the broker refused the last CONNECT
+        #: What paho's callbacks saw, in order, for the loop to act on: ("accepted", ""),
+        #: ("refused", reason) or ("closed", why).
+        self._events: list[tuple[str, str]] = []
         self._failure: str | None = None  # the last failure logged, to log each kind once
         self._backoff = retry_min
         self._next_attempt = 0.0
@@ -336,18 +350,14 @@ class MQTTPublisher:
     def _on_connect(
         self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
-        if reason.is_failure:
-            self._refused = str(reason)
-        else:
-            self._session_up = True
-            self._announce = True
+        self._events.append(("refused", str(reason)) if reason.is_failure else ("accepted", ""))
 
     def _on_disconnect(
         self, _client: Any, _userdata: Any, flags: Any, reason: Any, _props: Any
     ) -> None:
-        self._session_up = False
         from_broker = getattr(flags, "is_disconnect_packet_from_server", False)
-        self._lost = f"the broker disconnected us: {reason}" if from_broker else "connection lost"
+        why = f"the broker disconnected us: {reason}" if from_broker else "connection lost"
+        self._events.append(("closed", why))
 
     def _on_publish(self, _client: Any, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
         if mid == self._offline_mid:
@@ -388,14 +398,13 @@ class MQTTPublisher:
             self._housekeeping()
             self._take_memory()
             self._apply_changes()
-            if self._session_up:
+            if self._session is Session.UP:
                 self._work()
             if shutdown is not None and self._shutdown_step(shutdown):
                 return
 
     def _connect(self) -> None:
-        self._refused = None
-        self._lost = None
+        self._session = Session.CONNECTING
         self._state = "connecting"
         m = self.cfg.mqtt
         try:
@@ -417,6 +426,7 @@ class MQTTPublisher:
         # Otherwise CONNECT is on its way; the CONNACK arrives through loop_read.
 
     def _failed(self, state: str, fix: str, *, slow: bool) -> None:
+        self._session = Session.DOWN
         if slow:
             delay = self.retry_refused
         else:
@@ -470,21 +480,26 @@ class MQTTPublisher:
             return
 
     def _after_callbacks(self) -> None:
-        """Act on what the callbacks recorded."""
-        if self._refused is not None and self._lost is None:
-            # A refused CONNACK: the broker closes; make sure the socket goes too.
-            self._client.disconnect()
-        if self._lost is not None and not self._session_up:
-            lost, refused = self._lost, self._refused
-            self._lost = self._refused = None
-            if refused is not None:
-                self._failed(f"refused: {refused}", _refusal_fix(refused), slow=True)
-            elif not self._stop.is_set():
-                self._failed(f"disconnected: {lost}", "", slow=False)
-        if self._announce:
-            self._announce = False
-            if self._session_up:  # not lost again in the same breath
-                self._on_session()
+        """Move the session along what the callbacks saw, in order."""
+        events, self._events = self._events, []
+        announce = False
+        for kind, detail in events:
+            if kind == "accepted":
+                self._session, announce = Session.UP, True
+            elif kind == "refused":
+                # The broker closes after a refused CONNACK; make sure the socket goes too.
+                self._session, self._refusal = Session.REFUSED, detail
+                if self._client.socket() is not None:
+                    self._client.disconnect()
+            elif self._session is not Session.DOWN:  # "closed", once per session
+                was, self._session, announce = self._session, Session.DOWN, False
+                if was is Session.REFUSED:
+                    refusal = self._refusal
+                    self._failed(f"refused: {refusal}", _refusal_fix(refusal), slow=True)
+                elif not self._stop.is_set():
+                    self._failed(f"disconnected: {detail}", "", slow=False)
+        if announce:  # connected, and not lost again in the same breath
+            self._on_session()
 
     def _on_session(self) -> None:
         """Just connected: announce ourselves; paho re-sends what was in flight."""
@@ -691,7 +706,7 @@ class MQTTPublisher:
     def _shutdown_step(self, sd: _Shutdown) -> bool:
         """One step of a clean stop; True when the thread may end."""
         client = self._client
-        if not self._session_up:
+        if self._session is not Session.UP:
             if client.socket() is not None:
                 client.disconnect()
             return True
@@ -711,7 +726,7 @@ class MQTTPublisher:
             return False
         if self._offline_acked or now >= sd.give_up:
             client.disconnect()
-            self._session_up = False
+            self._session = Session.DOWN
             self._state = "stopped"
             return True
         return False
