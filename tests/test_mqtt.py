@@ -37,6 +37,7 @@ from birdnet_edge.sinks.sqlite import SQLiteSink, open_database
 from tests import broker as _broker
 from tests.broker import Broker, retained, subscriber
 from tests.storage import fill
+from tests.waiting import wait_until
 
 broker = _broker.broker  # fixtures
 broker_factory = _broker.broker_factory
@@ -77,14 +78,6 @@ def mqtt_cfg(b: Broker, **mqtt: Any) -> Config:
         station=StationConfig(STATION, CONTEXT.latitude, CONTEXT.longitude),
         mqtt=MQTTConfig(enabled=True, host=b.host, port=b.port, **mqtt),
     )
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.05)
 
 
 def outbox_rows(db: Path) -> int:

@@ -36,6 +36,7 @@ from birdnet_edge.sinks.sqlite import (
     utc_text,
 )
 from tests.storage import fill
+from tests.waiting import wait_until
 
 CONTEXT = DetectionContext(
     station="garden", latitude=42.5, longitude=-76.45, model="BirdNET_GLOBAL_6K_V2.4_Model_FP32",
@@ -213,7 +214,7 @@ def test_outbox_row_is_in_the_same_transaction_as_the_event(
     sink = SQLiteSink(db, outbox_messages=_detected(lambda e: e.id), retry_seconds=0.05)
     e = make_event()
     sink.handle(EventChange("opened", e))
-    assert _wait(lambda: bool(_errors(caplog)))
+    wait_until(lambda: bool(_errors(caplog)))
     assert conn.execute("SELECT count(*) FROM detections").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
     conn.execute("DROP TRIGGER refuse")
@@ -406,15 +407,6 @@ def test_foreign_database_and_non_database_are_refused(db: Path) -> None:
 # -- a full or read-only file system ----------------------------------------------------------
 
 
-def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
@@ -438,7 +430,7 @@ def test_disk_full_keeps_events_in_memory_and_catches_up(
     for e in events:  # the pipeline keeps going: handle never waits for the disk
         sink.handle(EventChange("opened", e))
         sink.handle(EventChange("closed", grow(e)))
-    assert _wait(lambda: bool(_errors(caplog)) and sink.pending == len(events))
+    wait_until(lambda: bool(_errors(caplog)) and sink.pending == len(events))
     time.sleep(0.5)  # many more retries happen...
     errors = _errors(caplog)
     assert len(errors) == 1, f"one error line per minute, got {errors}"
@@ -518,7 +510,7 @@ def test_file_system_turning_read_only_mid_run_is_survived(
     events = [make_event(FINCH, T0 + dt.timedelta(minutes=i)) for i in range(20)]
     for e in events:
         sink.handle(EventChange("opened", e))
-    assert _wait(lambda: bool(_errors(caplog)))
+    wait_until(lambda: bool(_errors(caplog)))
     time.sleep(0.3)
     errors = _errors(caplog)
     assert len(errors) == 1, errors
@@ -551,7 +543,7 @@ def test_read_only_database_at_startup_does_not_stop_the_pipeline(
         sink = SQLiteSink(db, retry_seconds=0.05)  # cannot even create the file: no exception
         e = make_event()
         sink.handle(EventChange("opened", e))
-        assert _wait(lambda: bool(_errors(caplog)))
+        wait_until(lambda: bool(_errors(caplog)))
         assert "mounted read-only" in _errors(caplog)[0]
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(tiny_fs)], check=True)
@@ -571,7 +563,7 @@ def test_memory_kept_while_failing_is_bounded(
     events = [make_event(FINCH, T0 + dt.timedelta(minutes=i)) for i in range(120)]
     for e in events:
         sink.handle(EventChange("opened", e))
-    assert _wait(lambda: bool(_errors(caplog)))
+    wait_until(lambda: bool(_errors(caplog)))
     assert sink.pending == 50
     filler.unlink()
     assert sink.flush(30)
@@ -602,7 +594,7 @@ def test_retention_by_age_prunes_old_events_in_the_background(db: Path) -> None:
     sink = SQLiteSink(db, retention_days=30, prune_interval=0.05)
     fresh = make_event(start=now)
     sink.handle(EventChange("opened", fresh))
-    assert _wait(lambda: len(rows(db)) == len(recent) + 1)
+    wait_until(lambda: len(rows(db)) == len(recent) + 1)
     sink.close()
     assert {r["id"] for r in rows(db)} == {e.id for e in recent} | {fresh.id}
 
@@ -630,8 +622,8 @@ def test_retention_by_size_drops_the_oldest_and_shrinks_the_file(db: Path) -> No
     sink = SQLiteSink(db, max_size_mb=1, prune_interval=0.05)
     conn = sqlite3.connect(db)
     try:
-        assert _wait(lambda: used_bytes(conn) <= 1024 * 1024, timeout=60)
-        assert _wait(lambda: conn.execute("PRAGMA freelist_count").fetchone()[0] < 300)
+        wait_until(lambda: used_bytes(conn) <= 1024 * 1024, timeout=60)
+        wait_until(lambda: conn.execute("PRAGMA freelist_count").fetchone()[0] < 300)
     finally:
         conn.close()
     sink.close()
@@ -687,8 +679,10 @@ def test_retention_by_age_also_drops_undelivered_messages(
     _insert(db, old + recent)
     _outbox(db, old + recent, dt.timedelta(seconds=3))
     sink = SQLiteSink(db, retention_days=30, prune_interval=0.05)
-    assert _wait(lambda: len(rows(db, "SELECT seq FROM outbox")) == len(recent))
-    assert _wait(lambda: any("never acknowledged" in r.getMessage() for r in caplog.records))
+    wait_until(lambda: len(rows(db, "SELECT seq FROM outbox")) == len(recent))
+    wait_until(
+        lambda: any("never acknowledged" in r.getMessage() for r in caplog.records), timeout=30
+    )
     sink.close()
     assert {r["event_id"] for r in rows(db, "SELECT event_id FROM outbox")} == {
         e.id for e in recent

@@ -15,8 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from birdnet_edge.sinks.sqlite import SQLiteSink
 from birdnet_edge.timeparse import parse_when
 from tests.conftest import local_time_zone, run_cli
 from tests.test_sqlite_sink import make_event
+from tests.waiting import wait_until
 
 UTC = dt.timezone.utc
 CHICKADEE = Label(0, "Poecile atricapillus", "Black-capped Chickadee")
@@ -481,12 +481,6 @@ def _following(db: Path, f: store.Filters) -> Iterator[io.StringIO]:
         follower.join(10)
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def test_follow_prints_an_event_once_it_grows_into_the_filter(tmp_path: Path) -> None:
     db = tmp_path / "follow.db"
     sink = SQLiteSink(db)
@@ -497,18 +491,23 @@ def test_follow_prints_an_event_once_it_grows_into_the_filter(tmp_path: Path) ->
             quiet = make_event(FINCH, confidence=0.75)  # opens below --min-conf 0.8 ...
             sink.handle(EventChange("opened", quiet))
             assert sink.flush(10)
-            time.sleep(0.3)
-            assert out.getvalue() == ""
             loud = dataclasses.replace(quiet, confidence=0.93, windows=2)  # ... sings louder
             sink.handle(EventChange("updated", loud))
-            sink.handle(EventChange("updated", dataclasses.replace(loud, windows=3)))
             assert sink.flush(10)
-            _wait_for(lambda: bool(out.getvalue()))
-            time.sleep(0.3)  # printed once, not again for the later update
+            wait_until(lambda: bool(out.getvalue()), timeout=10, what="the finch printed")
+            sink.handle(EventChange("updated", dataclasses.replace(loud, windows=3)))
+            # A later detection, printed after the update: the follower has seen the update.
+            sink.handle(EventChange("opened", make_event(GOLDFINCH, confidence=0.95)))
+            assert sink.flush(10)
+            wait_until(lambda: "Goldfinch" in out.getvalue(), timeout=10, what="the goldfinch")
     finally:
         sink.close()
     printed = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [(p["common"], p["confidence"]) for p in printed] == [("House Finch", 0.93)]
+    # Not printed while under --min-conf, printed once when it rose above, not again.
+    assert [(p["common"], p["confidence"]) for p in printed] == [
+        ("House Finch", 0.93),
+        ("American Goldfinch", 0.95),
+    ]
 
 
 def test_follow_prints_new_detections_as_they_are_written(tmp_path: Path) -> None:
@@ -525,8 +524,8 @@ def test_follow_prints_new_detections_as_they_are_written(tmp_path: Path) -> Non
             for label in (FINCH, JUNCO, GOLDFINCH):
                 sink.handle(EventChange("opened", make_event(label)))
                 assert sink.flush(10)
-                time.sleep(0.1)
-            _wait_for(lambda: len(printed()) >= 2)
+            # The goldfinch came last: once it is printed, the junco had its chance.
+            wait_until(lambda: len(printed()) >= 2, timeout=10, what="two finches printed")
     finally:
         sink.close()
     assert printed() == ["House Finch", "American Goldfinch"]

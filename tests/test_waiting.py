@@ -16,6 +16,7 @@ from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource, SampleClock, SourceStats
 from birdnet_edge.listener import ARRIVAL_MARGIN, MAX_WAIT, POLL_SECONDS, Listener
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -66,16 +67,6 @@ def test_a_full_speed_replay_is_looked_at_every_step() -> None:
     assert listener._wait_seconds() == POLL_SECONDS
 
 
-def _until(condition: Any, timeout: float = 20.0) -> bool:
-    """Liveness, not speed: True once ``condition()`` holds (generous timeout)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return bool(condition())
-
-
 def test_a_full_speed_replay_waits_for_room_never_overwrites_and_stops(tmp_path: Path) -> None:
     audio = np.random.default_rng(5).uniform(-0.5, 0.5, 10 * SAMPLE_RATE).astype(np.float32)
     path = tmp_path / "ten.wav"
@@ -84,18 +75,18 @@ def test_a_full_speed_replay_waits_for_room_never_overwrites_and_stops(tmp_path:
     source = FileSource(path, ring, fast=True)
     source.start()
     try:
-        assert _until(lambda: ring.written == 4 * SAMPLE_RATE)
+        wait_until(lambda: ring.written == 4 * SAMPLE_RATE, timeout=20, every=0.01)
         time.sleep(0.3)
         assert ring.written == 4 * SAMPLE_RATE  # full of what the consumer needs: it waits
         window = np.empty(WINDOW_SAMPLES, dtype=np.float32)
         assert ring.read(0, window)
         assert np.array_equal(window, audio[:WINDOW_SAMPLES])
         ring.free_until(3 * SAMPLE_RATE)  # the consumer is done with the first 3 s
-        assert _until(lambda: ring.written == 7 * SAMPLE_RATE)
+        wait_until(lambda: ring.written == 7 * SAMPLE_RATE, timeout=20, every=0.01)
         assert ring.read(3 * SAMPLE_RATE, window)
         assert np.array_equal(window, audio[3 * SAMPLE_RATE : 6 * SAMPLE_RATE])
         assert source.running
     finally:
         source.stop()  # while it waits for room
-    assert _until(lambda: not source.running, timeout=5.0)
+    wait_until(lambda: not source.running, timeout=5.0)
     assert ring.written == 7 * SAMPLE_RATE
