@@ -248,7 +248,7 @@ class Subscriber:
         ctx = broker.client_tls_context()
         if ctx is not None:
             self.client.tls_set_context(ctx)
-        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message

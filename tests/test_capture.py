@@ -260,23 +260,27 @@ def test_a_replugged_microphone_is_back_within_a_second_and_said_missing_once(
     caplog.set_level(logging.DEBUG, logger="birdnet_edge.audio.sources")
     capture = _Capture(pulse, monkeypatch)
     source = capture.source
+
+    def state() -> MicState:  # a call each time: the state changes under the test
+        return source.state
+
     try:
         capture.poll_until(lambda: source.running, timeout=30)
         pulse.unload_sink()  # the "microphone" is unplugged
         capture.poll_until(lambda: not source.running, timeout=30)
         with contextlib.suppress(AssertionError):  # an outage long enough for a backoff to 8 s
             capture.poll_until(lambda: False, timeout=12)
-        assert source.state is MicState.MISSING
+        assert state() is MicState.MISSING
         outage = [r for r in caplog.records if r.levelno >= logging.INFO]
         reopens = source.stats.reopens
         pulse.load_sink()  # plugged in again
         reopened = capture.poll_until(lambda: source.stats.reopens > reopens, timeout=30)
         capture.poll_until(lambda: source.running, timeout=30)
-        assert source.state is MicState.LISTENING
+        assert state() is MicState.LISTENING
         error = capture.stamp_error(pulse, _tone_clip(tmp_path, 1.0), 1.0, capture.ring.written)
     finally:
         capture.stop()
-    assert source.state is MicState.STOPPED
+    assert state() is MicState.STOPPED
     # Reopened within a second (it was up to 8 s); PulseAudio then takes about a second to
     # send the first block, which is stamped with its capture time (checked below).
     assert reopened < 1.0, f"reopened {reopened:.1f} s after the device returned"

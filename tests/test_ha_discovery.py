@@ -197,7 +197,8 @@ def _state(last: bool = True) -> dict[str, Any]:
     if last:
         day.species.update({"Amsel": 3, "Kohlmeise": 1})
     msg = json.loads(json.dumps(detection_message(_event()))) if last else None
-    return json.loads(json.dumps(state_message(msg, day)))
+    state: dict[str, Any] = json.loads(json.dumps(state_message(msg, day)))
+    return state
 
 
 def _by_id() -> dict[str, DiscoveryMessage]:

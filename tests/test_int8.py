@@ -44,7 +44,8 @@ def _expected(model: TFLiteModel, x: npt.NDArray[np.float32]) -> npt.NDArray[np.
     q_in = np.clip(np.round(x / s_in) + z_in, -128, 127)[:, :NUM_CLASSES]
     real = (q_in.astype(np.float64) - z_in) * float(s_in)
     q_out = np.clip(np.round(real / float(s_out)) + z_out, -128, 127)
-    return ((q_out - z_out).astype(np.float32) * s_out).astype(np.float32)
+    out: npt.NDArray[np.float32] = ((q_out - z_out).astype(np.float32) * s_out).astype(np.float32)
+    return out
 
 
 def _windows(n: int, seed: int) -> npt.NDArray[np.float32]:

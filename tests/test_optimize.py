@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from birdnet_edge.config import ModelConfig
@@ -99,8 +100,8 @@ def test_constant_stretches_are_found_only_where_a_frame_is_one_value() -> None:
     rng = np.random.default_rng(5)
     noise = rng.normal(0, 0.1, WINDOW_SAMPLES).astype(np.float32)
 
-    def with_run(start: int, length: int, value: float = 0.0) -> np.ndarray:
-        w = noise.copy()
+    def with_run(start: int, length: int, value: float = 0.0) -> npt.NDArray[np.float32]:
+        w: npt.NDArray[np.float32] = noise.copy()
         w[start : start + length] = value
         return w
 
@@ -234,7 +235,7 @@ def test_a_model_without_the_fft_front_end_is_not_rewritten(tmp_path: Path) -> N
 
 
 def test_max_overlap_keeps_the_headroom() -> None:
-    from birdnet_edge.bench.model_bench import max_overlap
+    from birdnet_edge.board import max_grid_overlap as max_overlap
 
     assert max_overlap(0.030) == 2.9  # capped at the configuration's limit
     assert max_overlap(0.7) == 2.0  # 0.7 s per window needs a 1.0 s hop at 30 % headroom
@@ -279,7 +280,7 @@ def test_benchmark_measures_variants_side_by_side(
 def test_a_variant_of_a_model_that_is_not_the_pinned_one_is_rejected(
     model_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(optimize.PINNED_SHA256, AUDIO_MODEL, "0" * 64)
+    monkeypatch.setitem(PINNED_SHA256, AUDIO_MODEL, "0" * 64)
     said: list[str] = []
     result = optimize.optimize_model(model_copy, say=said.append)
     assert not result.accepted

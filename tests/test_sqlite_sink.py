@@ -23,6 +23,7 @@ import pytest
 from birdnet_edge.errors import BirdnetEdgeError
 from birdnet_edge.events import DetectionContext, DetectionEvent, EventChange
 from birdnet_edge.model.labels import Label
+from birdnet_edge.record import utc_text
 from birdnet_edge.sinks import Sink
 from birdnet_edge.sinks.sqlite import (
     SCHEMA_VERSION,
@@ -33,7 +34,6 @@ from birdnet_edge.sinks.sqlite import (
     open_database,
     prune_step,
     used_bytes,
-    utc_text,
 )
 from tests.storage import fill
 from tests.waiting import wait_until

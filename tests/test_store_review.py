@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from birdnet_edge import review, store
+from birdnet_edge import record, review, store
 from birdnet_edge.errors import BirdnetEdgeError
 from birdnet_edge.events import EventChange
 from birdnet_edge.model.labels import Label
@@ -237,7 +237,7 @@ def test_csv_and_json_records(scene_db: Path, capsys: pytest.CaptureFixture[str]
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == len(SCENE)
     chickadee = rows[1]
-    assert tuple(chickadee) == review.EXPORT_FIELDS
+    assert tuple(chickadee) == record.EXPORT_FIELDS
     assert chickadee["start"] == "2025-05-01T05:00:00.000-04:00"
     assert chickadee["end"] == "2025-05-01T05:00:06.000-04:00"
     assert chickadee["utc_offset"] == "-04:00"
@@ -428,7 +428,7 @@ def test_export_csv_file_and_json_lines(
     lines = [json.loads(line) for line in out.splitlines()]
     assert len(lines) == len(SCENE)
     assert [x["start"] for x in lines] == sorted(x["start"] for x in lines)
-    assert set(lines[0]) == set(review.EXPORT_FIELDS)
+    assert set(lines[0]) == set(record.EXPORT_FIELDS)
 
     with pytest.raises(BirdnetEdgeError, match="csv or jsonl"):
         run_log(["log", "--format", "table", "export", "--db", str(scene_db)], capsys)
