@@ -33,7 +33,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from birdnet_edge import __version__, record
 from birdnet_edge.config import Config, TLSConfig
@@ -53,6 +53,11 @@ from birdnet_edge.sinks.ha_discovery import (
     topic_prefix,
 )
 from birdnet_edge.sinks.outbox import Outbox
+
+if TYPE_CHECKING:  # paho is imported when a publisher is made, not with this module
+    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -310,7 +315,7 @@ class MQTTPublisher:
 
     # ----------------------------------------------------------------- set-up
 
-    def _make_client(self, password: Secret | None) -> Any:
+    def _make_client(self, password: Secret | None) -> Client:
         from paho.mqtt.client import Client
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
@@ -348,23 +353,40 @@ class MQTTPublisher:
     # They run in the publisher thread, inside loop_read/loop_write, and only record state.
 
     def _on_connect(
-        self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any
+        self,
+        _client: Client,
+        _userdata: object,
+        _flags: ConnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
     ) -> None:
         self._events.append(("refused", str(reason)) if reason.is_failure else ("accepted", ""))
 
     def _on_disconnect(
-        self, _client: Any, _userdata: Any, flags: Any, reason: Any, _props: Any
+        self,
+        _client: Client,
+        _userdata: object,
+        flags: DisconnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
     ) -> None:
-        from_broker = getattr(flags, "is_disconnect_packet_from_server", False)
+        from_broker = flags.is_disconnect_packet_from_server
         why = f"the broker disconnected us: {reason}" if from_broker else "connection lost"
         self._events.append(("closed", why))
 
-    def _on_publish(self, _client: Any, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
+    def _on_publish(
+        self,
+        _client: Client,
+        _userdata: object,
+        mid: int,
+        reason: ReasonCode,
+        _props: Properties,
+    ) -> None:
         if mid == self._offline_mid:
             self._offline_acked = True
         self._acks.append((mid, bool(reason.is_failure), str(reason)))
 
-    def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
+    def _on_message(self, _client: Client, _userdata: object, msg: MQTTMessage) -> None:
         # Home Assistant's birth message; a retained one is old news (discovery went at connect).
         ha_status = status_topic(self.discovery_prefix)
         if msg.topic == ha_status and msg.payload == b"online" and not msg.retain:
