@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -207,12 +208,12 @@ class _Capture:
         self.source = MicrophoneSource(self.ring, device="pulse", stall_seconds=2.0)
         self.source.start()
 
-    def poll_until(self, condition: object, timeout: float) -> float:
+    def poll_until(self, condition: Callable[[], object], timeout: float) -> float:
         """Poll every 20 ms until ``condition()``; returns the seconds it took."""
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             self.source.poll()
-            if condition():  # type: ignore[operator]
+            if condition():
                 return time.monotonic() - t0
             time.sleep(0.02)
         raise AssertionError(f"not within {timeout} s")
