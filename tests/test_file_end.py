@@ -16,9 +16,10 @@ from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource
 from birdnet_edge.build import load_detector
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
-from birdnet_edge.events import DetectionContext, EventChange, EventTracker
+from birdnet_edge.events import DetectionContext, EventTracker
 from birdnet_edge.listener import Listener
 from tests.conftest import run_cli
+from tests.listsink import ListSink
 
 SR = 48_000
 
@@ -56,17 +57,6 @@ def test_analyze_reports_the_files_end_for_the_last_window(
     assert not any(e == "72.0" for _, e in times)
 
 
-class _ListSink:
-    def __init__(self) -> None:
-        self.changes: list[EventChange] = []
-
-    def handle(self, change: EventChange) -> None:
-        self.changes.append(change)
-
-    def close(self, timeout: float = 5.0) -> None:
-        pass
-
-
 @pytest.mark.model
 def test_a_replays_last_event_ends_at_the_files_end(short_file: Path, model_dir: Path) -> None:
     cfg = Config(
@@ -77,7 +67,7 @@ def test_a_replays_last_event_ends_at_the_files_end(short_file: Path, model_dir:
     start = dt.datetime(2026, 5, 1, 5, 0, tzinfo=dt.timezone.utc)
     source = FileSource(short_file, RingBuffer(SR * 20), fast=True, start_time=start.timestamp())
     context = DetectionContext("test", None, None, "m", "FP32", 1.0, 0.0, 0.01)
-    sink = _ListSink()
+    sink = ListSink()
     Listener(source, detector, EventTracker(context), [sink]).run(threading.Event())
     ends = [(c.event.end - start).total_seconds() for c in sink.changes if c.kind == "closed"]
     assert max(ends) == pytest.approx(71.048, abs=1e-3)

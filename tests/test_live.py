@@ -23,6 +23,7 @@ from birdnet_edge.events import DetectionContext, EventChange, EventTracker
 from birdnet_edge.listener import Listener
 from birdnet_edge.refine import Refinement
 from tests.conftest import run_cli
+from tests.listsink import ListSink
 
 pytestmark = pytest.mark.model
 
@@ -75,17 +76,6 @@ def test_replay_gives_exactly_the_scores_of_analyze(
     )
 
 
-class _ListSink:
-    def __init__(self) -> None:
-        self.changes: list[EventChange] = []
-
-    def handle(self, change: EventChange) -> None:
-        self.changes.append(change)
-
-    def close(self, timeout: float = 5.0) -> None:
-        pass
-
-
 def test_event_times_are_the_file_start_plus_the_window_offset(
     soundscape: Path, detector: Detector
 ) -> None:
@@ -94,7 +84,7 @@ def test_event_times_are_the_file_start_plus_the_window_offset(
         soundscape, RingBuffer(48_000 * 20), fast=True, start_time=start.timestamp()
     )
     context = DetectionContext("test", None, None, "m", "FP32", 1.0, 0.0, 0.25)
-    sink = _ListSink()
+    sink = ListSink()
     detector.thresholds = Thresholds(min_confidence=0.5)
     listener = Listener(source, detector, EventTracker(context, gap_seconds=0.0), [sink])
     listener.run(threading.Event())

@@ -16,11 +16,12 @@ from birdnet_edge.audio.windows import WindowSpan
 from birdnet_edge.build import load_detector
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.detector import Detector, ScoredWindow, scan
-from birdnet_edge.events import DetectionContext, EventChange, EventTracker
+from birdnet_edge.events import DetectionContext, EventTracker
 from birdnet_edge.listener import Listener
 from birdnet_edge.model.files import SAMPLE_RATE
 from birdnet_edge.refine import Refinement, best_per_label, extra_starts
 from tests.conftest import run_cli
+from tests.listsink import ListSink
 
 SR = SAMPLE_RATE
 
@@ -138,17 +139,6 @@ def test_analyze_refine_prints_the_refined_windows(soundscape: Path, model_dir: 
     assert all(float(r.split(",")[0]) % 3 == 0 for r in plain.stdout.splitlines()[1:])
 
 
-class _ListSink:
-    def __init__(self) -> None:
-        self.changes: list[EventChange] = []
-
-    def handle(self, change: EventChange) -> None:
-        self.changes.append(change)
-
-    def close(self, timeout: float = 5.0) -> None:
-        pass
-
-
 @pytest.mark.model
 def test_a_live_source_the_model_lags_behind_goes_unrefined(
     soundscape: Path, detector: Detector
@@ -161,7 +151,7 @@ def test_a_live_source_the_model_lags_behind_goes_unrefined(
             source,
             detector,
             EventTracker(context),
-            [_ListSink()],
+            [ListSink()],
             overlap=1.5,
             refinement=Refinement(),
         )
