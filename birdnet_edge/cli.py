@@ -420,7 +420,12 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     from birdnet_edge.model.install import verified
     from birdnet_edge.model.probe import choose_runtime
     from birdnet_edge.model.runtime import available_runtimes
-    from birdnet_edge.model.variants import active_model, read_report, report_figure
+    from birdnet_edge.model.variants import (
+        active_model,
+        check_figure,
+        read_report,
+        report_figure,
+    )
 
     cfg = _config_with(args)
     active = active_model(cfg.model)
@@ -474,14 +479,20 @@ def cmd_model_info(args: argparse.Namespace) -> int:
                     f"  {where}: {check.get('windows')} windows, {figures}, "
                     f"top-1 {check.get('top1_agree')}/{check.get('windows')}"
                 )
-        for edge in report.get("edges") or ():
+        edges = report.get("edges")
+        for edge in edges if isinstance(edges, list) else ():
             scored = edge.get("scored") if isinstance(edge, dict) else None
             if isinstance(scored, dict):
+                delta, alone = (
+                    f"{v:.1e}" if v is not None else "?"
+                    for v in (
+                        check_figure(scored, "max_delta_p"),
+                        check_figure(edge, "variant_max_delta_p"),
+                    )
+                )
                 print(
-                    f"  {edge.get('name')} windows: {scored.get('windows')}, max |Δp| "
-                    f"{scored.get('max_delta_p', float('nan')):.1e} as scored "
-                    f"({edge.get('by_original')} by the original; the variant alone "
-                    f"{edge.get('variant_max_delta_p', float('nan')):.1e})"
+                    f"  {edge.get('name')} windows: {scored.get('windows')}, max |Δp| {delta} as "
+                    f"scored ({edge.get('by_original')} by the original; the variant alone {alone})"
                 )
         print(f"  verdict: {report.get('reason', '')}")
     locales = sorted(p.stem.rsplit("_Labels_", 1)[1] for p in paths.dir.glob("*_Labels_*.txt"))

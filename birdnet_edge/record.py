@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -105,7 +106,7 @@ def to_row(d: Detection) -> tuple[object, ...]:
     return tuple(values[name] for name in STORED_FIELDS)
 
 
-def from_row(row: tuple[Any, ...] | Any, rowid: int = 0) -> Detection:
+def from_row(row: Sequence[Any], rowid: int = 0) -> Detection:
     """A record from the values of :data:`COLUMNS` (as :func:`to_row` wrote them)."""
     values = dict(zip(STORED_FIELDS, row, strict=True))
     own = {name: values[name] for name in _OWN_FIELDS}

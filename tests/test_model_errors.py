@@ -148,6 +148,7 @@ def test_install_derives_the_optimised_variant_once(model_dir: Path, tmp_path: P
     assert info.returncode == 0, info.stderr
     assert "audio model (active: optimised variant, accepted by its" in info.stdout
     assert "verdict: equivalent within" in info.stdout
+    assert "  padded windows: 32, max |Δp| " in info.stdout  # the edge classes, as scored
     assert "pinned BirdNET V2.4 files: each matches its sha256" in info.stdout
     labels = target / LABELS  # one common name garbled on a failing SD card
     labels.write_bytes(labels.read_bytes().replace(b"Chickadee", b"Chickadeo", 1))

@@ -88,6 +88,12 @@ def test_accepted_must_be_true_not_just_truthy(tmp_path: Path) -> None:
     assert not active_model(ModelConfig(dir=tmp_path)).optimized
 
 
+@pytest.mark.parametrize("check", [[1], "x", None, {"max_delta_p": None}, {"max_delta_p": "n/a"}])
+def test_an_odd_figure_in_the_report_reads_as_unknown(check: object) -> None:
+    assert variants.check_figure(check, "max_delta_p") is None
+    assert variants.check_figure({"max_delta_p": 3e-6}, "max_delta_p") == 3e-6
+
+
 @pytest.mark.parametrize("generated", [[1], "x", {"max_delta_p": None}, {"max_delta_p": "n/a"}])
 def test_odd_figures_in_an_accepted_report_do_not_break_start_up(
     tmp_path: Path, generated: object

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ def capture_daemon_way(device: str, seconds: float) -> tuple[list[ThreadCPU], in
     overlap (a few times a window); returns each thread's CPU and the samples captured."""
     ring = RingBuffer(SAMPLE_RATE * 60)
     source = MicrophoneSource(ring, device=device)
-    main = threading_native_id()
+    main = threading.get_native_id()
     source.start()
     deadline = time.monotonic() + 30
     while not source.running and time.monotonic() < deadline:
@@ -115,19 +116,13 @@ def capture_daemon_way(device: str, seconds: float) -> tuple[list[ThreadCPU], in
     return per_window(before, after, wall, names), got
 
 
-def threading_native_id() -> int:
-    import threading
-
-    return threading.get_native_id()
-
-
 def capture_arecord(device: str, seconds: float) -> list[ThreadCPU]:
     """Read the same device with ``arecord`` (float32, 48 kHz mono, 0.1 s periods)."""
     proc = subprocess.Popen(
         ["arecord", "-q", "-D", device, "-f", "FLOAT_LE", "-c", "1", "-r", str(SAMPLE_RATE),
          "--period-size", str(SAMPLE_RATE // 10), "-t", "raw", "/dev/null"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         time.sleep(1.0)  # opened and streaming

@@ -662,7 +662,13 @@ def generated_windows() -> FloatArray:
     # A 1.4 s recording (background noise) zero-padded to 3 s, as the last window of a file is.
     tail = np.zeros_like(t)
     tail[:67_200] = pure[4][:67_200]
+    assert len(pure) == RECORDED_LIKE.start, "RECORDED_LIKE must skip the pure signals"
     return np.concatenate([np.stack(pure), np.stack(shaped) + floor, tail[None]]).astype(np.float32)
+
+
+#: :func:`generated_windows`' signals with a noise floor (tones, chirps, clicks, a trill): the
+#: ones like a recording, which stand in for real audio in the edge checks.
+RECORDED_LIKE = slice(5, -1)
 
 
 def audio_windows(path: Path, limit: int = 40) -> FloatArray:
@@ -1032,7 +1038,7 @@ def _check(
     signals = generated_windows()
     generated = compare(base, scoring, signals, thresholds, sensitivity)
     real = None
-    source = signals[5:]  # the recorded-like signals (tones, chirps, trills over a floor)
+    source = signals[RECORDED_LIKE]
     if real_audio is not None:
         say(f"checking equivalence on {real_audio}")
         source = audio_windows(real_audio)

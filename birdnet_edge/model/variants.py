@@ -80,7 +80,12 @@ def optimized_problem(model_dir: Path) -> str | None:
 def report_figure(report: dict[str, Any], key: str, figure: str) -> float | None:
     """A figure of the report's ``generated`` or ``real`` check (e.g. ``max_delta_p``), if it
     holds a number."""
-    check = report.get(key)
+    return check_figure(report.get(key), figure)
+
+
+def check_figure(check: object, figure: str) -> float | None:
+    """A figure of one check stored in the report (a JSON object), if it holds a number: the
+    report is a file on disk, and an odd value must not break ``model info`` or start-up."""
     value = check.get(figure) if isinstance(check, dict) else None
     return float(value) if isinstance(value, int | float) else None
 
