@@ -45,6 +45,8 @@ def test_a_short_run_prints_recall_for_grid_and_refinement(
     args += ["--lat", "42.5", "--lon", "-76.45", "--week", "4", "--shifts", "0.5"]
     assert main([*args, "--modes", "0", "1.5+refine", "--no-bird-seconds", "3"]) == 0
     out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert table[1].count("|") == table[0].count("|"), "a Markdown table: one --- per column"
     rows = {line.split("|")[1].strip(): line.split("|") for line in out.splitlines() if "|" in line}
     grid, refined = rows["overlap 0"], rows["overlap 1.5 + refine"]
     # At this shift the 3 s grid finds none of the dense analysis' bouts; refinement finds

@@ -313,7 +313,7 @@ def format_table(results: Sequence[ModeResult], shifts: Sequence[float]) -> str:
         + " s) | false detections / h without birds | CPU s per audio s (chorus / no birds)"
         " | windows per audio s (chorus / no birds) |"
     )
-    lines = [head, "|" + " --- |" * 6]
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in results:
         lines.append(
             f"| {r.mode.name} | {np.mean(r.recalls):.2f} | {min(r.recalls):.2f} | "
