@@ -3,7 +3,8 @@
 An event for a species opens with the first window that detects it, grows while the species
 keeps being detected in windows that start within ``gap_seconds`` of the end of its last
 detected window, and closes after that (or after ``max_seconds``). Every change is reported as
-an immutable :class:`EventChange` so sinks running in other threads can keep it.
+an immutable :class:`EventChange` holding the event's :class:`~birdnet_edge.record.Detection`
+record as it stands, so sinks running in other threads can keep it.
 """
 
 from __future__ import annotations
@@ -16,56 +17,40 @@ from dataclasses import dataclass
 from typing import Literal
 
 from birdnet_edge.model.labels import Label
+from birdnet_edge.record import Detection, DetectionContext
 
 ChangeKind = Literal["opened", "updated", "closed"]
 
+#: What a change means to MQTT subscribers (see :class:`birdnet_edge.mqtt.messages.Announcer`):
+#: the event just became a detection (reached ``mqtt.min_windows``), a detection grew, or it
+#: closed; None while the event is not (yet) a detection.
+Announce = Literal["detected", "grew", "final"]
 
-@dataclass(frozen=True)
-class DetectionContext:
-    """The settings in force when an event was detected, stored with it."""
-
-    station: str
-    latitude: float | None
-    longitude: float | None
-    model: str
-    precision: str
-    sensitivity: float
-    overlap: float
-    min_confidence: float
-
-
-@dataclass(frozen=True)
-class DetectionEvent:
-    """One species heard over one or more consecutive windows."""
-
-    id: str
-    label: Label
-    start: dt.datetime  # aware, UTC: start of the first window
-    end: dt.datetime  # aware, UTC: end of the last window with a hit
-    confidence: float  # the highest window confidence so far
-    windows: int  # windows with a hit so far
-    context: DetectionContext
-
-    @property
-    def scientific(self) -> str:
-        return self.label.scientific
-
-    @property
-    def common(self) -> str:
-        return self.label.common
+#: A message the log keeps in its outbox for the MQTT publisher: the topic below the prefix
+#: (``detection``, or ``event`` for Home Assistant's event entity) and its JSON payload.
+OutboxMessage = tuple[str, str]
 
 
 @dataclass(frozen=True)
 class EventChange:
-    """An event opened, grew, or closed."""
+    """An event opened, grew, or closed; with what it announces over MQTT, if anything."""
 
     kind: ChangeKind
-    event: DetectionEvent
+    detection: Detection
+    announce: Announce | None = None
+    #: The outbox messages that announce it, written by the log with the change itself.
+    messages: tuple[OutboxMessage, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.kind == "closed") != self.detection.closed:
+            raise ValueError(
+                f"a {self.kind!r} change of a record with closed={self.detection.closed}"
+            )
 
 
 @dataclass
 class _Open:
-    event: DetectionEvent
+    detection: Detection
     last_end: dt.datetime
 
 
@@ -91,39 +76,46 @@ class EventTracker:
         changes = self._close_before(start)
         for index, confidence in hits:
             current = self._open.get(index)
-            if current is not None and end - current.event.start > self.max:
-                changes.append(EventChange("closed", current.event))
+            if current is not None and end - current.detection.start > self.max:
+                changes.append(self._closed(current))
                 current = None
             if current is None:
-                event = DetectionEvent(
+                label = labels[index]
+                detection = Detection(
                     id=str(uuid.uuid4()),
-                    label=labels[index],
                     start=start,
                     end=end,
+                    utc_offset=start.astimezone().utcoffset() or dt.timedelta(),
+                    scientific=label.scientific,
+                    common=label.common,
                     confidence=confidence,
                     windows=1,
+                    closed=False,
                     context=self.context,
                 )
-                self._open[index] = _Open(event, end)
-                changes.append(EventChange("opened", event))
+                changes.append(EventChange("opened", detection))
             else:
-                event = dataclasses.replace(
-                    current.event,
+                detection = dataclasses.replace(
+                    current.detection,
                     end=end,
-                    confidence=max(current.event.confidence, confidence),
-                    windows=current.event.windows + 1,
+                    confidence=max(current.detection.confidence, confidence),
+                    windows=current.detection.windows + 1,
                 )
-                self._open[index] = _Open(event, end)
-                changes.append(EventChange("updated", event))
+                changes.append(EventChange("updated", detection))
+            self._open[index] = _Open(detection, end)
         return changes
+
+    @staticmethod
+    def _closed(event: _Open) -> EventChange:
+        return EventChange("closed", dataclasses.replace(event.detection, closed=True))
 
     def _close_before(self, start: dt.datetime) -> list[EventChange]:
         closing = [i for i, o in self._open.items() if start - o.last_end > self.gap]
-        return [EventChange("closed", self._open.pop(i).event) for i in closing]
+        return [self._closed(self._open.pop(i)) for i in closing]
 
     def close_all(self) -> list[EventChange]:
         """Close every open event (end of stream, shutdown)."""
-        changes = [EventChange("closed", o.event) for o in self._open.values()]
+        changes = [self._closed(o) for o in self._open.values()]
         self._open.clear()
         return changes
 

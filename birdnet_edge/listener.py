@@ -62,14 +62,14 @@ class ListenerStats:
 
 
 class Listener:
-    """Cuts windows from a source's ring, scores them, and hands event changes to sinks."""
+    """Cuts windows from a source's ring, scores them, and hands event changes to a sink."""
 
     def __init__(
         self,
         source: Source,
         detector: Detector,
         tracker: EventTracker,
-        sinks: Sequence[Sink],
+        sink: Sink,
         *,
         overlap: float = 0.0,
         refinement: Refinement | None = None,
@@ -79,7 +79,9 @@ class Listener:
         self.source = source
         self.detector = detector
         self.tracker = tracker
-        self.sinks = list(sinks)
+        #: Where changes go (a :class:`~birdnet_edge.sinks.Fanout` in the daemon); replaced
+        #: whole on a config reload.
+        self.sink = sink
         self.windower = Windower(source.ring, overlap)
         self.batch = make_batch(max_batch)
         self.refiner: Refiner | None = None
@@ -197,8 +199,7 @@ class Listener:
         for change in changes:
             if change.kind == "opened":
                 self.stats.events += 1
-            for sink in self.sinks:
-                sink.handle(change)
+            self.sink.handle(change)
 
     def _behind(self) -> bool:
         """A live source has another grid window complete already (a file replayed at full

@@ -16,10 +16,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from birdnet_edge.events import DetectionContext, DetectionEvent
-
 #: ``open`` when an event becomes a detection (the low-latency message), ``final`` once closed.
 Status = Literal["open", "final"]
+
+
+@dataclass(frozen=True)
+class DetectionContext:
+    """The settings in force when an event was detected, stored with it."""
+
+    station: str
+    latitude: float | None
+    longitude: float | None
+    model: str
+    precision: str
+    sensitivity: float
+    overlap: float
+    min_confidence: float
 
 
 @dataclass(frozen=True)
@@ -38,16 +50,6 @@ class Detection:
     context: DetectionContext  # the settings in force when it was detected
     #: The database's row number once read back (0 for a record not read from the database).
     rowid: int = dataclasses.field(default=0, compare=False)
-
-    @classmethod
-    def of(cls, event: DetectionEvent, *, closed: bool) -> Detection:
-        """The record of a tracker's event."""
-        return cls(
-            id=event.id, start=event.start, end=event.end,
-            utc_offset=event.start.astimezone().utcoffset() or dt.timedelta(),
-            scientific=event.scientific, common=event.common, confidence=event.confidence,
-            windows=event.windows, closed=closed, context=event.context,
-        )  # fmt: skip
 
     @property
     def zone(self) -> dt.timezone:

@@ -28,16 +28,18 @@ from birdnet_edge.build import load_detector, thresholds
 from birdnet_edge.config import Config, load_config
 from birdnet_edge.detector import Detector, ScoredWindow
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.events import DetectionContext, EventChange, EventTracker
+from birdnet_edge.events import EventChange, EventTracker
 from birdnet_edge.filters import week_of_year
 from birdnet_edge.listener import Listener
 from birdnet_edge.memory import trim_heap
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES, ModelPaths
 from birdnet_edge.notify import Notifier
+from birdnet_edge.record import DetectionContext
 from birdnet_edge.refine import refinement_of
-from birdnet_edge.sinks import Sink
-from birdnet_edge.sinks.console import ConsoleSink
-from birdnet_edge.sinks.mqtt import MQTTPublisher
+from birdnet_edge.sinks import Fanout
+from birdnet_edge.sinks.console import Console
+from birdnet_edge.sinks.feed import LogFeed
+from birdnet_edge.sinks.mqtt import Announcer, MQTTPublisher
 from birdnet_edge.sinks.sqlite import SQLiteSink, default_db_path
 
 _LOGGER = logging.getLogger(__name__)
@@ -94,18 +96,17 @@ class Daemon:
         self._scores: list[tuple[int, np.ndarray]] = []
         # The database first: one that cannot be used stops the start before the model loads.
         self.db_path = cfg.database.path or default_db_path()
-        self.mqtt = MQTTPublisher(cfg, self.db_path) if cfg.mqtt.enabled else None
+        # What the log wrote: the console prints it (so a line on screen is a row on disk), the
+        # MQTT publisher wakes up for it (or publishes from memory what the disk refused).
+        self.feed = LogFeed()
+        if options.console:
+            self.feed.follow(Console())
+        self.mqtt = self._publisher(cfg)
         self.sqlite = SQLiteSink(
             self.db_path,
-            outbox_messages=self.mqtt.messages if self.mqtt else None,
-            min_windows=cfg.mqtt.min_windows,
-            on_outbox=self.mqtt.wake if self.mqtt else None,
+            feed=self.feed,
             retention_days=cfg.database.retention_days,
             max_size_mb=cfg.database.max_size_mb,
-            # The console line for an event appears once it is in the database.
-            after_write=ConsoleSink() if options.console else None,
-            # While the disk fails, MQTT publishes what could not be written from memory.
-            unstored=self.mqtt.from_memory if self.mqtt else None,
         )
         self.notifier.status("loading the model")
         self.detector = load_detector(cfg)
@@ -114,9 +115,7 @@ class Daemon:
         released = self.detector.classifier.model.release_file_pages()
         _LOGGER.debug("released %.0f MB of model file pages", released / 1e6)
         self.today = _DayCounter()
-        self.sinks: list[Sink] = [self.sqlite, self.today]
-        if self.mqtt is not None:
-            self.sinks.append(self.mqtt)
+        self.sinks = self._fanout(cfg, self.mqtt)
         self.source = self._make_source()
         self.overlap = resolve_overlap(cfg.analysis, ModelPaths.at(cfg.model.dir).dir)
         self.tracker = EventTracker(
@@ -133,6 +132,19 @@ class Daemon:
             refinement=refinement_of(cfg.analysis.refine),
             on_batch=self._on_batch,
         )
+
+    def _publisher(self, cfg: Config) -> MQTTPublisher | None:
+        return MQTTPublisher(cfg, self.db_path, feed=self.feed) if cfg.mqtt.enabled else None
+
+    def _fanout(
+        self, cfg: Config, mqtt: MQTTPublisher | None, announcer: Announcer | None = None
+    ) -> Fanout:
+        """The sinks in order: the log first (its commits feed the MQTT outbox), the day's
+        count, then MQTT's state; with MQTT on, the announcer stamps each change first."""
+        if mqtt is None:
+            return Fanout([self.sqlite, self.today])
+        announcer = announcer or Announcer(cfg.mqtt.min_windows)
+        return Fanout([self.sqlite, self.today, mqtt], announcer)
 
     def _make_source(self) -> Source:
         seconds = max(self.cfg.audio.ring_seconds, 3 * WINDOW_SAMPLES / SAMPLE_RATE)
@@ -216,9 +228,7 @@ class Daemon:
         thread.join(max(0.1, deadline - SINK_SHARE - time.monotonic()))
         if thread.is_alive():
             _LOGGER.warning("the inference thread did not finish its window in time")
-        # The SQLite sink goes first: its last commits feed the outbox the publisher drains.
-        for sink in self.sinks:
-            sink.close(timeout=max(0.2, deadline - time.monotonic()))
+        self.sinks.close(timeout=max(0.2, deadline - time.monotonic()))
         self._report_unstored()
 
     def _report_unstored(self) -> None:
@@ -367,19 +377,17 @@ class Daemon:
         _LOGGER.info("config reloaded from %s", path)
 
     def _replace_mqtt(self, new: Config) -> None:
-        """Swap the MQTT publisher for one built from ``new``; audio keeps flowing."""
-        publisher = MQTTPublisher(new, self.db_path) if new.mqtt.enabled else None
+        """Swap the MQTT publisher (and the announcer) for ones built from ``new``; audio keeps
+        flowing, and events already announced are not announced again."""
+        publisher = self._publisher(new)
         old, self.mqtt = self.mqtt, publisher
-        self.sqlite.outbox_messages = publisher.messages if publisher else None
-        self.sqlite.on_outbox = publisher.wake if publisher else None
-        self.sqlite.unstored = publisher.from_memory if publisher else None
-        self.sqlite.min_windows = new.mqtt.min_windows
-        sinks = [s for s in self.sinks if s is not old]
+        stamp = self.sinks.stamp
+        announced = stamp.announced if isinstance(stamp, Announcer) else None
+        announcer = Announcer(new.mqtt.min_windows, announced)
         if publisher is not None:
             publisher.start()
-            sinks.append(publisher)
-        self.sinks = sinks
-        self.listener.sinks = sinks  # one assignment: the loop sees the old or the new list
+        self.sinks = self._fanout(new, publisher, announcer)
+        self.listener.sink = self.sinks  # one assignment: the loop sees the old or the new one
         if old is not None:
             threading.Thread(target=old.close, name="mqtt-close", daemon=True).start()
         _LOGGER.info("MQTT %s", "reconfigured" if publisher else "disabled")

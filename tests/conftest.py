@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 pytest_plugins = (
     "tests.pulse",  # the `pulse` fixture: a real PulseAudio null sink
     "tests.storage",  # `tiny_fs`: a small real file system to fill or remount read-only
+    "tests.broker",  # `broker`, `broker_factory`: a real Mosquitto broker
 )
 
 

@@ -16,8 +16,9 @@ from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource
 from birdnet_edge.build import load_detector
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
-from birdnet_edge.events import DetectionContext, EventTracker
+from birdnet_edge.events import EventTracker
 from birdnet_edge.listener import Listener
+from birdnet_edge.record import DetectionContext
 from tests.conftest import run_cli
 from tests.listsink import ListSink
 
@@ -68,8 +69,8 @@ def test_a_replays_last_event_ends_at_the_files_end(short_file: Path, model_dir:
     source = FileSource(short_file, RingBuffer(SR * 20), fast=True, start_time=start.timestamp())
     context = DetectionContext("test", None, None, "m", "FP32", 1.0, 0.0, 0.01)
     sink = ListSink()
-    Listener(source, detector, EventTracker(context), [sink]).run(threading.Event())
-    ends = [(c.event.end - start).total_seconds() for c in sink.changes if c.kind == "closed"]
+    Listener(source, detector, EventTracker(context), sink).run(threading.Event())
+    ends = [(c.detection.end - start).total_seconds() for c in sink.changes if c.kind == "closed"]
     assert max(ends) == pytest.approx(71.048, abs=1e-3)
 
 

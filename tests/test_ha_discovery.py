@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
+from birdnet_edge import record
 from birdnet_edge.errors import ConfigError
-from birdnet_edge.events import DetectionContext, DetectionEvent
-from birdnet_edge.model.labels import Label
+from birdnet_edge.record import Detection, DetectionContext
 from birdnet_edge.sinks.ha_discovery import (
     OFFLINE,
     ONLINE,
@@ -38,7 +38,7 @@ from birdnet_edge.sinks.ha_discovery import (
     slug,
     status_topic,
 )
-from birdnet_edge.sinks.mqtt import DayCounts, detection_message, state_message
+from birdnet_edge.sinks.mqtt import DayCounts, state_message
 
 # --- what Home Assistant accepts --------------------------------------------------------------
 
@@ -179,15 +179,18 @@ DEVICE = Device("Mein Garten/Süd", "BirdNET V2.4", "0.1.0")
 CONTEXT = DetectionContext("Mein Garten/Süd", 52.52, 13.4, "BirdNET.tflite", "FP32", 1.0, 0.0, 0.7)
 
 
-def _event(common: str = "Amsel", confidence: float = 0.8731) -> DetectionEvent:
+def _event(common: str = "Amsel", confidence: float = 0.8731) -> Detection:
     start = dt.datetime(2025, 5, 4, 4, 12, 3, tzinfo=dt.timezone.utc)
-    return DetectionEvent(
+    return Detection(
         "0b5e1f4c-3b7a-4c2e-9a57-2f0e6b1d9c11",
-        Label(3, "Turdus merula", common),
         start,
         start + dt.timedelta(seconds=6),
+        dt.timedelta(hours=2),
+        "Turdus merula",
+        common,
         confidence,
         2,
+        False,
         CONTEXT,
     )
 
@@ -196,7 +199,7 @@ def _state(last: bool = True) -> dict[str, Any]:
     day = DayCounts(dt.date(2025, 5, 4))
     if last:
         day.species.update({"Amsel": 3, "Kohlmeise": 1})
-    msg = json.loads(json.dumps(detection_message(_event()))) if last else None
+    msg = json.loads(json.dumps(record.message(_event()))) if last else None
     state: dict[str, Any] = json.loads(json.dumps(state_message(msg, day)))
     return state
 

@@ -19,9 +19,11 @@ from birdnet_edge.audio.sources import FileSource, SampleClock, SourceStats
 from birdnet_edge.build import load_detector
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.detector import Detector, Thresholds, scan
-from birdnet_edge.events import DetectionContext, EventChange, EventTracker
+from birdnet_edge.events import EventChange, EventTracker
 from birdnet_edge.listener import Listener
+from birdnet_edge.record import DetectionContext
 from birdnet_edge.refine import Refinement
+from birdnet_edge.sinks import Fanout
 from tests.conftest import run_cli
 from tests.listsink import ListSink
 
@@ -86,9 +88,9 @@ def test_event_times_are_the_file_start_plus_the_window_offset(
     context = DetectionContext("test", None, None, "m", "FP32", 1.0, 0.0, 0.25)
     sink = ListSink()
     detector.thresholds = Thresholds(min_confidence=0.5)
-    listener = Listener(source, detector, EventTracker(context, gap_seconds=0.0), [sink])
+    listener = Listener(source, detector, EventTracker(context, gap_seconds=0.0), sink)
     listener.run(threading.Event())
-    opened = [c.event for c in sink.changes if c.kind == "opened"]
+    opened = [c.detection for c in sink.changes if c.kind == "opened"]
     # BirdNET-Analyzer's windows at p >= 0.5 (case 1 without the species list): every event
     # starts at a multiple of 3 s after the file's first sample.
     offsets = {(e.scientific, (e.start - start).total_seconds()) for e in opened}
@@ -98,7 +100,7 @@ def test_event_times_are_the_file_start_plus_the_window_offset(
         seconds = (e.start - start).total_seconds()
         assert abs(seconds - round(seconds / 3) * 3) < 0.010
         assert e.start.tzinfo is not None
-    closed = {c.event.id for c in sink.changes if c.kind == "closed"}
+    closed = {c.detection.id for c in sink.changes if c.kind == "closed"}
     assert closed == {e.id for e in opened}  # every event is closed at the end
 
 
@@ -119,7 +121,7 @@ def test_events_merge_consecutive_windows() -> None:
     assert window(2, []) == []  # 0 s since A's last window ended: still within the gap
     changes = window(4, [(0, 0.6)])  # A last heard 6 s ago (> 3 s gap): B and A close, A reopens
     assert [c.kind for c in changes] == ["closed", "closed", "opened"]
-    first_a = changes[0].event if changes[0].event.label.index == 0 else changes[1].event
+    first_a = next(c.detection for c in changes[:2] if c.detection.common == "A")
     assert first_a.windows == 2
     assert first_a.confidence == pytest.approx(0.9)
     assert first_a.end - first_a.start == dt.timedelta(seconds=6)
@@ -183,7 +185,7 @@ def test_the_loop_sleeps_until_a_window_is_due_in_real_time(
     soundfile.write(str(clip), audio, 48_000, subtype="PCM_16")
     source = FileSource(clip, RingBuffer(48_000 * 20))  # paced like a microphone
     context = DetectionContext("test", None, None, "m", "FP32", 1.0, 0.0, 0.25)
-    listener = Listener(source, detector, EventTracker(context, gap_seconds=0.0), [])
+    listener = Listener(source, detector, EventTracker(context, gap_seconds=0.0), Fanout([]))
     stop = _CountingStop()
     listener.run(stop)
     assert listener.stats.windows == 2  # 0-3 s and 3-6 s; the 0.5 s tail is too short
@@ -240,7 +242,7 @@ def test_windows_waiting_before_a_gap_are_scored_before_the_restart(
         source,
         detector,
         EventTracker(context, gap_seconds=0.0),
-        [],
+        Fanout([]),
         on_batch=lambda scored: starts.extend(w.span.start // 48_000 for w in scored),
     )
     listener.run(threading.Event())

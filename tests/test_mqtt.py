@@ -27,20 +27,18 @@ import pytest
 
 from birdnet_edge.config import Config, DiscoveryConfig, MQTTConfig, StationConfig, TLSConfig
 from birdnet_edge.errors import ConfigError
-from birdnet_edge.events import DetectionContext, DetectionEvent, EventChange
-from birdnet_edge.model.labels import Label
+from birdnet_edge.events import EventChange
+from birdnet_edge.record import Detection, DetectionContext
 from birdnet_edge.secrets import Secret, mqtt_password
+from birdnet_edge.sinks import Fanout
+from birdnet_edge.sinks.feed import LogFeed
 from birdnet_edge.sinks.ha_discovery import Topics
-from birdnet_edge.sinks.mqtt import MQTTPublisher
+from birdnet_edge.sinks.mqtt import Announcer, MQTTPublisher, outbox_messages
 from birdnet_edge.sinks.outbox import Outbox
 from birdnet_edge.sinks.sqlite import SQLiteSink, open_database
-from tests import broker as _broker
 from tests.broker import Broker, retained, subscriber
 from tests.storage import fill
 from tests.waiting import wait_until
-
-broker = _broker.broker  # fixtures
-broker_factory = _broker.broker_factory
 
 REPO = Path(__file__).resolve().parent.parent
 STATION = "Test Garden"
@@ -59,16 +57,19 @@ def event_id(i: int) -> str:
     return f"00000000-0000-4000-8000-{i:012d}"
 
 
-def make_event(i: int, windows: int = 1) -> DetectionEvent:
+def make_event(i: int, windows: int = 1, closed: bool = False) -> Detection:
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     species = i % 5
-    return DetectionEvent(
+    return Detection(
         event_id(i),
-        Label(species, f"Genus species{species}", f"Bird {species}"),
         start,
         start + dt.timedelta(seconds=3 * windows),
+        start.astimezone().utcoffset() or dt.timedelta(),
+        f"Genus species{species}",
+        f"Bird {species}",
         0.5 + species / 10,
         windows,
+        closed,
         CONTEXT,
     )
 
@@ -103,20 +104,14 @@ class Pipeline:
     """The SQLite sink and the publisher wired as the daemon wires them."""
 
     def __init__(self, cfg: Config, db: Path, **retry: float) -> None:
-        self.publisher = MQTTPublisher(cfg, db, **{**FAST, **retry})
-        self.sink = SQLiteSink(
-            db,
-            outbox_messages=self.publisher.messages,
-            min_windows=cfg.mqtt.min_windows,
-            on_outbox=self.publisher.wake,
-            unstored=self.publisher.from_memory,
-            retry_seconds=0.2,
-        )
+        feed = LogFeed()
+        self.publisher = MQTTPublisher(cfg, db, feed=feed, **{**FAST, **retry})
+        self.sink = SQLiteSink(db, feed=feed, retry_seconds=0.2)
+        self.sinks = Fanout([self.sink, self.publisher], Announcer(cfg.mqtt.min_windows))
         self.publisher.start()
 
     def change(self, change: EventChange) -> None:
-        self.sink.handle(change)
-        self.publisher.handle(change)
+        self.sinks.handle(change)
 
     def detect(self, indices: range) -> None:
         for i in indices:
@@ -288,17 +283,17 @@ def test_min_windows_publishes_once_the_event_is_confirmed(broker: Broker, tmp_p
         wait_until(lambda: p.publisher.state == "connected")
         p.change(EventChange("opened", make_event(1, windows=1)))
         assert p.sink.flush(10)
-        time.sleep(0.5)
-        assert sub.messages == []
         p.change(EventChange("updated", make_event(1, windows=2)))
         p.change(EventChange("updated", make_event(1, windows=3)))
-        p.change(EventChange("closed", make_event(1, windows=3)))
-        sub.wait_for(lambda ms: len(ms) >= 3)
-        time.sleep(0.5)
-        assert sorted(m.topic for m in sub.messages) == [
+        p.change(EventChange("closed", make_event(1, windows=3, closed=True)))
+        # A later detection: everything sent for the first one arrives before it.
+        p.change(EventChange("opened", make_event(2, windows=2)))
+        sub.wait_for(lambda ms: any(json.loads(m.payload)["id"] == event_id(2) for m in ms))
+        first = [m for m in sub.messages if json.loads(m.payload)["id"] == event_id(1)]
+        assert sorted(m.topic for m in first) == [
             TOPICS.detection, TOPICS.detection, TOPICS.event
         ]  # fmt: skip
-        opened, final = (json.loads(m.payload) for m in sub.on(TOPICS.detection))
+        opened, final = (json.loads(m.payload) for m in first if m.topic == TOPICS.detection)
         assert (opened["id"], opened["status"], opened["windows"]) == (event_id(1), "open", 2)
         assert (final["id"], final["status"], final["windows"]) == (event_id(1), "final", 3)
 
@@ -630,23 +625,46 @@ def test_outbox_without_the_table_is_empty(tmp_path: Path) -> None:
     outbox.close()
 
 
-def test_outbox_messages_are_the_detection_then_home_assistants_event(
-    broker: Broker, tmp_path: Path
-) -> None:
-    publisher = MQTTPublisher(mqtt_cfg(broker), tmp_path / "d.db")
+def test_outbox_messages_are_the_detection_then_home_assistants_event() -> None:
     event = make_event(7)
     (detection, topic_d), (fired, topic_e) = [
-        (json.loads(p), t) for t, p in publisher.messages(event, "detected")
+        (json.loads(p), t) for t, p in outbox_messages(event, "detected")
     ]
     assert (topic_d, topic_e) == ("detection", "event")
     assert detection["id"] == event_id(7)
     assert set(detection) == DETECTION_KEYS
     assert detection["status"] == "open"
     assert fired == {"event_type": "detection", "species": event.common, **detection}
-    ((topic, final),) = publisher.messages(event, "final")
+    ((topic, final),) = outbox_messages(dataclasses.replace(event, closed=True), "final")
     assert topic == "detection"
     assert json.loads(final) == {**detection, "status": "final"}
-    publisher.close()
+    # Closed as it became a detection: both, in order.
+    both = outbox_messages(dataclasses.replace(event, closed=True), "detected")
+    assert [(t, json.loads(p)["status"]) for t, p in both if t == "detection"] == [
+        ("detection", "open"),
+        ("detection", "final"),
+    ]
+
+
+def test_the_announcer_announces_each_detection_once_from_min_windows() -> None:
+    announcer = Announcer(min_windows=2)
+    e = make_event(1)
+    grown = dataclasses.replace(e, windows=2)
+    changes = [
+        EventChange("opened", e),
+        EventChange("updated", grown),
+        EventChange("updated", dataclasses.replace(e, windows=3)),
+        EventChange("closed", dataclasses.replace(e, windows=3, closed=True)),
+    ]
+    stamped = [announcer(c) for c in changes]
+    assert [c.announce for c in stamped] == [None, "detected", "grew", "final"]
+    assert [len(c.messages) for c in stamped] == [0, 2, 0, 1]
+    assert announcer.announced == set()  # closed: forgotten
+    # A reload hands the set on: an event in progress is not announced again.
+    first = Announcer(1)
+    first(EventChange("opened", make_event(2)))
+    after = Announcer(1, first.announced)
+    assert after(EventChange("updated", make_event(2, windows=2))).announce == "grew"
 
 
 def test_the_final_state_follows_the_first_message_and_updates_the_sensors(
@@ -665,7 +683,7 @@ def test_the_final_state_follows_the_first_message_and_updates_the_sensors(
         p.change(EventChange("opened", first))
         sub.wait_for(lambda ms: len(ms) >= 1)  # the low-latency message, at once
         p.change(EventChange("updated", grown))
-        p.change(EventChange("closed", grown))
+        p.change(EventChange("closed", dataclasses.replace(grown, closed=True)))
         got = sub.wait_for(lambda ms: len(ms) >= 2)
         opened, final = (json.loads(m.payload) for m in got[:2])
         assert (opened["status"], opened["confidence"], opened["windows"]) == ("open", 0.4591, 1)
@@ -688,7 +706,9 @@ def test_detections_in_the_same_millisecond_fire_two_distinct_events(
     broker: Broker, tmp_path: Path
 ) -> None:
     a = make_event(1)
-    b = dataclasses.replace(make_event(2), start=a.start, end=a.end, label=a.label)
+    b = dataclasses.replace(
+        make_event(2), start=a.start, end=a.end, scientific=a.scientific, common=a.common
+    )
     with (
         subscriber(broker, [TOPICS.event]) as sub,
         pipeline(mqtt_cfg(broker), tmp_path / "d.db") as p,

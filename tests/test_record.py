@@ -8,18 +8,19 @@ import json
 from pathlib import Path
 
 from birdnet_edge import record
-from birdnet_edge.events import DetectionContext, DetectionEvent
-from birdnet_edge.model.labels import Label
-from birdnet_edge.record import Detection
+from birdnet_edge.record import Detection, DetectionContext
 from birdnet_edge.sinks.sqlite import open_database
 
-EVENT = DetectionEvent(
+EVENT = Detection(
     id="00000000-0000-4000-8000-000000000001",
-    label=Label(3, "Junco hyemalis", "Dark-eyed Junco"),
     start=dt.datetime(2025, 5, 1, 5, 0, 1, 250_000, tzinfo=dt.timezone.utc),
     end=dt.datetime(2025, 5, 1, 5, 0, 7, 250_000, tzinfo=dt.timezone.utc),
+    utc_offset=dt.timedelta(hours=2),
+    scientific="Junco hyemalis",
+    common="Dark-eyed Junco",
     confidence=0.73749,
     windows=3,
+    closed=True,
     context=DetectionContext("garden", 42.5, -76.45, "BirdNET_FP32", "FP32", 1.25, 1.5, 0.7),
 )
 
@@ -33,7 +34,7 @@ def test_the_database_has_a_column_for_every_field_of_the_record(tmp_path: Path)
 
 
 def test_a_record_survives_the_database(tmp_path: Path) -> None:
-    d = Detection.of(EVENT, closed=True)
+    d = EVENT
     conn = open_database(tmp_path / "d.db")
     conn.execute(
         f"INSERT INTO detections ({', '.join(record.COLUMNS)}) "
@@ -49,7 +50,7 @@ def test_a_record_survives_the_database(tmp_path: Path) -> None:
 
 
 def test_the_message_keeps_its_public_names() -> None:
-    d = Detection.of(EVENT, closed=False)
+    d = dataclasses.replace(EVENT, closed=False)
     message = record.message(d)
     assert list(message) == [
         "id", "status", "start", "end", "scientific_name", "common_name", "confidence",
@@ -63,7 +64,7 @@ def test_the_message_keeps_its_public_names() -> None:
 
 
 def test_the_export_has_every_column_in_station_time_or_utc() -> None:
-    d = dataclasses.replace(Detection.of(EVENT, closed=True), utc_offset=dt.timedelta(hours=-5))
+    d = dataclasses.replace(EVENT, utc_offset=dt.timedelta(hours=-5))
     local = record.export(d, utc=False)
     assert tuple(local) == record.EXPORT_FIELDS
     assert local["start"] == "2025-05-01T00:00:01.250-05:00"

@@ -16,9 +16,10 @@ from birdnet_edge.audio.windows import WindowSpan
 from birdnet_edge.build import load_detector
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.detector import Detector, ScoredWindow, scan
-from birdnet_edge.events import DetectionContext, EventTracker
+from birdnet_edge.events import EventTracker
 from birdnet_edge.listener import Listener
 from birdnet_edge.model.files import SAMPLE_RATE
+from birdnet_edge.record import DetectionContext
 from birdnet_edge.refine import Refinement, best_per_label, extra_starts
 from tests.conftest import run_cli
 from tests.listsink import ListSink
@@ -151,7 +152,7 @@ def test_a_live_source_the_model_lags_behind_goes_unrefined(
             source,
             detector,
             EventTracker(context),
-            [ListSink()],
+            ListSink(),
             overlap=1.5,
             refinement=Refinement(),
         )

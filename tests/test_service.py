@@ -16,7 +16,9 @@ import pytest
 from birdnet_edge.config import AnalysisConfig, Config, DatabaseConfig, ModelConfig
 from birdnet_edge.notify import Notifier
 from birdnet_edge.service import Daemon, RunOptions
+from tests.broker import Broker, subscriber
 from tests.test_notify import NotifyListener
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -217,3 +219,60 @@ def test_events_stored_nowhere_are_counted_when_the_daemon_stops(
     count = int(lost[0].split()[0])
     assert count == daemon.listener.stats.events > 0
     assert f"the disk at {tiny_fs / 'detections.db'} was not writable" in lost[0]
+
+
+def test_reloading_mqtt_settings_swaps_the_publisher(
+    soundscape: Path, model_dir: Path, tmp_path: Path, broker: Broker
+) -> None:
+    """A reload builds a new publisher and announcer and swaps the sinks in one step: what
+    follows goes out under the new settings, an event in progress is not announced twice, and
+    the old publisher stops following the log."""
+    import dataclasses
+    import json
+
+    from birdnet_edge.config import load_config
+    from birdnet_edge.events import EventChange
+    from tests.test_mqtt import event_id, make_event
+
+    config = tmp_path / "config.yaml"
+
+    def settings(prefix: str) -> None:
+        config.write_text(
+            f"database: {{path: {tmp_path / 'd.db'}}}\n"
+            f"mqtt: {{enabled: true, host: {broker.host}, port: {broker.port}, "
+            f"topic_prefix: {prefix}, discovery: {{enabled: false}}}}\n"
+        )
+
+    settings("before")
+    cfg = dataclasses.replace(load_config(config), model=ModelConfig(dir=model_dir))
+    daemon = Daemon(cfg, RunOptions(config_path=config, input_file=soundscape, console=False))
+    assert daemon.mqtt is not None
+    old = daemon.mqtt
+    old.start()
+    sink = daemon.listener.sink
+    try:
+        with subscriber(broker, ["before/detection", "after/detection"]) as sub:
+            e = make_event(1)
+            sink.handle(EventChange("opened", e))
+            sub.wait_for(lambda ms: len(ms) >= 1)
+            settings("after")
+            daemon.reload()
+            assert daemon.mqtt is not None
+            assert daemon.mqtt is not old
+            assert daemon.listener.sink is daemon.sinks is not sink
+            grown = dataclasses.replace(e, windows=2)
+            daemon.listener.sink.handle(EventChange("updated", grown))
+            daemon.listener.sink.handle(
+                EventChange("closed", dataclasses.replace(grown, closed=True))
+            )
+            daemon.listener.sink.handle(EventChange("opened", make_event(2)))
+            sub.wait_for(lambda ms: any(event_id(2) in m.payload.decode() for m in ms))
+            got = [(m.topic, json.loads(m.payload)) for m in sub.messages]
+            assert [(t, m["id"], m["status"]) for t, m in got] == [
+                ("before/detection", event_id(1), "open"),
+                ("after/detection", event_id(1), "final"),  # not announced a second time
+                ("after/detection", event_id(2), "open"),
+            ]
+            wait_until(lambda: old.state == "stopped", what="the old publisher stopped")
+    finally:
+        daemon.sinks.close()

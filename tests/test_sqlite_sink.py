@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -15,22 +16,23 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.events import DetectionContext, DetectionEvent, EventChange
+from birdnet_edge.events import ChangeKind, EventChange
 from birdnet_edge.model.labels import Label
-from birdnet_edge.record import utc_text
-from birdnet_edge.sinks import Sink
+from birdnet_edge.record import Detection, DetectionContext, to_row, utc_text
+from birdnet_edge.sinks import Fanout, Sink
+from birdnet_edge.sinks.feed import HeldMessage, LogFeed
+from birdnet_edge.sinks.mqtt import Announcer
 from birdnet_edge.sinks.sqlite import (
     SCHEMA_VERSION,
     Pruned,
     SQLiteSink,
     default_db_path,
-    event_row,
     open_database,
     prune_step,
     used_bytes,
@@ -47,15 +49,26 @@ FINCH = Label(1, "Haemorhous mexicanus", "House Finch")
 T0 = dt.datetime(2025, 5, 1, 5, 0, tzinfo=dt.timezone.utc)
 
 
-def _detected(
-    payload: Callable[[DetectionEvent], str],
-) -> Callable[[DetectionEvent, str], list[tuple[str, str]]]:
-    """Outbox messages: one detection message when an event becomes a detection."""
+def announced(kind: ChangeKind, e: Detection, payload: str) -> EventChange:
+    """A change that makes ``e`` a detection, carrying its outbox message."""
+    return EventChange(kind, e, "detected", (("detection", payload),))
 
-    def messages(event: DetectionEvent, stage: str) -> list[tuple[str, str]]:
-        return [("detection", payload(event))] if stage == "detected" else []
 
-    return messages
+class Followed:
+    """Records what the writer tells its feed: the opened events and the outbox rows then."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.opened: list[str] = []
+        self.outbox_rows_seen: list[int] = []  # rows in the table when told of new ones
+
+    def written(self, opened: Sequence[Detection], outboxed: int) -> None:
+        self.opened += [d.id for d in opened]
+        if outboxed:
+            self.outbox_rows_seen.append(len(rows(self.db, "SELECT * FROM outbox")))
+
+    def unstored(self, messages: Sequence[HeldMessage]) -> None:
+        pass
 
 
 def make_event(
@@ -64,15 +77,20 @@ def make_event(
     windows: int = 1,
     confidence: float = 0.8,
     context: DetectionContext = CONTEXT,
-) -> DetectionEvent:
-    return DetectionEvent(
-        id=str(uuid.uuid4()), label=label, start=start,
-        end=start + dt.timedelta(seconds=3 * windows), confidence=confidence, windows=windows,
+) -> Detection:
+    return Detection(
+        id=str(uuid.uuid4()), start=start, end=start + dt.timedelta(seconds=3 * windows),
+        utc_offset=start.astimezone().utcoffset() or dt.timedelta(), scientific=label.scientific,
+        common=label.common, confidence=confidence, windows=windows, closed=False,
         context=context,
     )  # fmt: skip
 
 
-def grow(e: DetectionEvent, confidence: float | None = None) -> DetectionEvent:
+def shut(e: Detection) -> Detection:
+    return dataclasses.replace(e, closed=True)
+
+
+def grow(e: Detection, confidence: float | None = None) -> Detection:
     return dataclasses.replace(
         e, windows=e.windows + 1, end=e.end + dt.timedelta(seconds=3),
         confidence=max(e.confidence, confidence or 0.0),
@@ -164,7 +182,7 @@ def test_event_inserted_on_open_updated_as_it_grows_and_closed(
     e2 = grow(grow(e, 0.9), 0.8)
     sink.handle(EventChange("updated", grow(e, 0.9)))
     sink.handle(EventChange("updated", e2))
-    sink.handle(EventChange("closed", e2))
+    sink.handle(EventChange("closed", shut(e2)))
     assert sink.flush(10)
     (row,) = rows(db)
     assert (row["windows"], row["confidence"], row["closed"]) == (3, 0.9, 1)
@@ -172,33 +190,39 @@ def test_event_inserted_on_open_updated_as_it_grows_and_closed(
 
 
 @pytest.mark.parametrize("min_windows", [1, 3])
-def test_outbox_row_once_when_event_reaches_min_windows(
+def test_outbox_rows_once_when_event_reaches_min_windows(
     db: Path, sinks: list[SQLiteSink], min_windows: int
 ) -> None:
-    notified: list[int] = []
-    sink = SQLiteSink(
-        db, outbox_messages=_detected(lambda e: f"{e.id} {e.windows}"), min_windows=min_windows,
-        on_outbox=lambda: notified.append(len(rows(db, "SELECT * FROM outbox"))),
-    )  # fmt: skip
+    feed = LogFeed()
+    followed = Followed(db)
+    feed.follow(followed)
+    sink = SQLiteSink(db, feed=feed)
     sinks.append(sink)
+    fanout = Fanout([sink], Announcer(min_windows))  # as the daemon wires them
     e = make_event()
     short = make_event(FINCH)  # never reaches min_windows > 1
-    sink.handle(EventChange("opened", e))
-    sink.handle(EventChange("opened", short))
-    sink.handle(EventChange("closed", short))
+    fanout.handle(EventChange("opened", e))
+    fanout.handle(EventChange("opened", short))
+    fanout.handle(EventChange("closed", shut(short)))
     for _ in range(4):
         assert sink.flush(10)
         e = grow(e)
-        sink.handle(EventChange("updated", e))
-    sink.handle(EventChange("closed", e))
+        fanout.handle(EventChange("updated", e))
+    fanout.handle(EventChange("closed", shut(e)))
     assert sink.flush(10)
     box = rows(db, "SELECT * FROM outbox ORDER BY seq")
-    expected = [e.id] if min_windows > 1 else [e.id, short.id]
-    assert sorted(r["event_id"] for r in box) == sorted(expected)
-    payload = next(r["payload"] for r in box if r["event_id"] == e.id)
-    assert payload == f"{e.id} {min_windows}", "payload of the event as it reached min_windows"
-    assert notified, "on_outbox is called"
-    assert notified[0] >= 1, "on_outbox runs after the outbox row is committed"
+    ids = [r["event_id"] for r in box if r["topic"] == "detection"]
+    # Each detection: its message when it became one, Home Assistant's event, its final state.
+    expected = [e.id, e.id] if min_windows > 1 else [e.id, short.id, short.id, e.id]
+    assert ids == expected
+    assert [r["event_id"] for r in box if r["topic"] == "event"] == expected[::2]
+    first = json.loads(next(r["payload"] for r in box if r["event_id"] == e.id))
+    assert (first["windows"], first["status"]) == (min_windows, "open"), "as it became one"
+    last = json.loads(box[-1]["payload"])
+    assert (last["id"], last["windows"], last["status"]) == (e.id, 5, "final")
+    assert followed.outbox_rows_seen, "the feed is told of new outbox rows"
+    assert followed.outbox_rows_seen[0] >= 1, "after the outbox rows are committed"
+    assert followed.opened == [e.id, short.id], "opened events, once each"
     assert all(r["created_utc"].endswith("Z") for r in box)
 
 
@@ -211,9 +235,9 @@ def test_outbox_row_is_in_the_same_transaction_as_the_event(
     conn.execute(
         "CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'no'); END"
     )
-    sink = SQLiteSink(db, outbox_messages=_detected(lambda e: e.id), retry_seconds=0.05)
+    sink = SQLiteSink(db, retry_seconds=0.05)
     e = make_event()
-    sink.handle(EventChange("opened", e))
+    sink.handle(announced("opened", e, e.id))
     wait_until(lambda: bool(_errors(caplog)))
     assert conn.execute("SELECT count(*) FROM detections").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
@@ -253,7 +277,7 @@ def test_events_left_open_by_a_crash_are_closed_on_restart(db: Path) -> None:
     e = make_event()
     conn.execute(
         "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        event_row(e, closed=False),
+        to_row(e),
     )
     conn.close()
     sink = SQLiteSink(db)
@@ -270,8 +294,9 @@ CHILD = textwrap.dedent(
     """
     import datetime as dt, sys
     from pathlib import Path
-    from birdnet_edge.events import DetectionContext, EventTracker
+    from birdnet_edge.events import EventTracker
     from birdnet_edge.model.labels import Label
+    from birdnet_edge.record import DetectionContext
     from birdnet_edge.sinks.sqlite import SQLiteSink
 
     ctx = DetectionContext("garden", None, None, "m", "fp32", 1.0, 0.0, 0.7)
@@ -285,7 +310,7 @@ CHILD = textwrap.dedent(
         hits = [(k, 0.5 + k / 10) for k in range(5) if (i // (k + 2)) % 2 == 0]
         for change in tracker.window(start, start + dt.timedelta(seconds=3), hits, labels):
             sink.handle(change)
-            seen[change.event.id] = change.event.windows
+            seen[change.detection.id] = change.detection.windows
         if i % 7 == 0:
             sink.flush()
             print(" ".join(f"{k}={v}" for k, v in seen.items()), flush=True)
@@ -353,15 +378,15 @@ def test_migration_from_version_1_keeps_rows_and_a_backup(db: Path) -> None:
     events = [make_event(start=T0 + dt.timedelta(minutes=i)) for i in range(50)]
     conn.executemany(
         "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [event_row(e, closed=True) for e in events],
+        [to_row(shut(e)) for e in events],
     )
     conn.execute("INSERT INTO species VALUES (?, ?)", (CHICKADEE.scientific, CHICKADEE.common))
     conn.commit()
     conn.close()
 
-    sink = SQLiteSink(db, outbox_messages=_detected(lambda e: "{}"))
+    sink = SQLiteSink(db)
     new = make_event(FINCH)
-    sink.handle(EventChange("opened", new))
+    sink.handle(announced("opened", new, "{}"))
     assert sink.flush(10)
     sink.close()
 
@@ -420,16 +445,16 @@ def test_disk_full_keeps_events_in_memory_and_catches_up(
 ) -> None:
     caplog.set_level(logging.INFO, logger="birdnet_edge.sinks.sqlite")
     db = tiny_fs / "detections.db"
-    sink = SQLiteSink(db, outbox_messages=_detected(lambda e: "x" * 200), retry_seconds=0.05)
+    sink = SQLiteSink(db, retry_seconds=0.05)
     first = make_event()
-    sink.handle(EventChange("opened", first))
+    sink.handle(announced("opened", first, "x" * 200))
     assert sink.flush(10)
     filler = fill(tiny_fs)
 
     events = [make_event(FINCH, T0 + dt.timedelta(minutes=i)) for i in range(400)]
     for e in events:  # the pipeline keeps going: handle never waits for the disk
-        sink.handle(EventChange("opened", e))
-        sink.handle(EventChange("closed", grow(e)))
+        sink.handle(announced("opened", e, "x" * 200))
+        sink.handle(EventChange("closed", shut(grow(e))))
     wait_until(lambda: bool(_errors(caplog)) and sink.pending == len(events))
     time.sleep(0.5)  # many more retries happen...
     errors = _errors(caplog)
@@ -575,12 +600,12 @@ def test_memory_kept_while_failing_is_bounded(
 # -- retention --------------------------------------------------------------------------------
 
 
-def _insert(db: Path, events: list[DetectionEvent]) -> None:
+def _insert(db: Path, events: list[Detection]) -> None:
     conn = open_database(db)
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [event_row(e, closed=True) for e in events],
+        [to_row(shut(e)) for e in events],
     )
     conn.execute("COMMIT")
     conn.close()
@@ -633,7 +658,7 @@ def test_retention_by_size_drops_the_oldest_and_shrinks_the_file(db: Path) -> No
     assert db.stat().st_size < before / 2, "free pages are given back to the file system"
 
 
-def _outbox(db: Path, events: list[DetectionEvent], delay: dt.timedelta) -> None:
+def _outbox(db: Path, events: list[Detection], delay: dt.timedelta) -> None:
     """Undelivered MQTT messages for ``events``, each made ``delay`` after its event began."""
     conn = open_database(db)
     conn.execute("BEGIN")

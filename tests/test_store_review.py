@@ -73,7 +73,7 @@ def scene_db(tmp_path_factory: pytest.TempPathFactory, new_york: None) -> Path:
             e, windows=windows, end=start + dt.timedelta(seconds=3 * windows)
         )
         sink.handle(EventChange("updated", final))
-        sink.handle(EventChange("closed", final))
+        sink.handle(EventChange("closed", dataclasses.replace(final, closed=True)))
     assert sink.flush(10)
     sink.close()
     return path

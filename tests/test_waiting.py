@@ -16,6 +16,7 @@ from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource, SampleClock, SourceStats
 from birdnet_edge.listener import ARRIVAL_MARGIN, MAX_WAIT, POLL_SECONDS, Listener
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
+from birdnet_edge.sinks import Fanout
 from tests.waiting import wait_until
 
 
@@ -33,7 +34,7 @@ class _Ring:
 def _listener(block: float | None) -> tuple[Listener, RingBuffer]:
     ring = RingBuffer(WINDOW_SAMPLES * 4)
     source: Any = _Ring(ring, block)
-    return Listener(source, detector=None, tracker=None, sinks=[]), ring  # type: ignore[arg-type]
+    return Listener(source, detector=None, tracker=None, sink=Fanout([])), ring  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

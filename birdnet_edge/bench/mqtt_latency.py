@@ -35,9 +35,11 @@ from typing import Any
 
 from birdnet_edge.config import Config, MQTTConfig, StationConfig
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.events import DetectionContext, DetectionEvent, EventChange
-from birdnet_edge.model.labels import Label
-from birdnet_edge.sinks.mqtt import MQTTPublisher
+from birdnet_edge.events import EventChange
+from birdnet_edge.record import Detection, DetectionContext
+from birdnet_edge.sinks import Fanout
+from birdnet_edge.sinks.feed import LogFeed
+from birdnet_edge.sinks.mqtt import Announcer, MQTTPublisher
 from birdnet_edge.sinks.sqlite import SQLiteSink
 
 STATION = "bench"
@@ -113,8 +115,10 @@ def measure(host: str, port: int, workdir: Path, count: int, interval: float) ->
         mqtt=MQTTConfig(enabled=True, host=host, port=port, client_id=f"bench-{uuid.uuid4()}"),
     )
     db = workdir / "bench.db"
-    publisher = MQTTPublisher(cfg, db)
-    sink = SQLiteSink(db, outbox_messages=publisher.messages, on_outbox=publisher.wake)
+    feed = LogFeed()  # wired as the daemon wires them
+    publisher = MQTTPublisher(cfg, db, feed=feed)
+    sink = SQLiteSink(db, feed=feed)
+    sinks = Fanout([sink, publisher], Announcer(cfg.mqtt.min_windows))
     sub = _Subscriber(host, port, publisher.topics.detection)
     publisher.start()
     deadline = time.monotonic() + 10
@@ -124,20 +128,17 @@ def measure(host: str, port: int, workdir: Path, count: int, interval: float) ->
     try:
         for i in range(count):
             start = dt.datetime.now(dt.timezone.utc)
-            event = DetectionEvent(
-                str(uuid.uuid4()), Label(i % 50, f"Genus species{i % 50}", f"Bird {i % 50}"),
-                start - dt.timedelta(seconds=3), start, 0.8, 1, CONTEXT,
+            event = Detection(
+                str(uuid.uuid4()), start - dt.timedelta(seconds=3), start, dt.timedelta(),
+                f"Genus species{i % 50}", f"Bird {i % 50}", 0.8, 1, False, CONTEXT,
             )  # fmt: skip
-            change = EventChange("opened", event)
             handed[event.id] = time.monotonic()  # the window is scored: its change goes out
-            sink.handle(change)
-            publisher.handle(change)
+            sinks.handle(EventChange("opened", event))
             time.sleep(interval)
         sub.wait(count, 30)
     finally:
         sub.close()
-        sink.close()
-        publisher.close()
+        sinks.close()
     lat = sorted(1000 * (sub.arrived[k] - t) for k, t in handed.items() if k in sub.arrived)
     if not lat:
         raise BirdnetEdgeError("no detection reached the subscriber")

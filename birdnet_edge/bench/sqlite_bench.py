@@ -32,13 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from birdnet_edge.events import DetectionContext, DetectionEvent, EventChange
+from birdnet_edge.events import EventChange
 from birdnet_edge.model.labels import Label
+from birdnet_edge.record import Detection, DetectionContext, to_row
 from birdnet_edge.sinks.sqlite import (
     _SPECIES,
     _UPSERT,
     SQLiteSink,
-    event_row,
     open_database,
     prune_step,
 )
@@ -73,29 +73,34 @@ class Traffic:
         self.species = species_pool(150, self.rng)
         self.weights = [1 / (rank + 1) for rank in range(len(self.species))]  # Zipf-like
 
-    def event(self, day: dt.date) -> DetectionEvent:
+    def event(self, day: dt.date) -> Detection:
         rng = self.rng
         hour = min(23.99, max(0.0, rng.gauss(7.0, 3.5)))  # dawn chorus peak, local ~ UTC here
         start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc) + dt.timedelta(
             hours=hour
         )
         windows = min(10, 1 + int(rng.expovariate(0.6)))
-        return DetectionEvent(
+        label = rng.choices(self.species, self.weights)[0]
+        return Detection(
             id=str(uuid.uuid4()),
-            label=rng.choices(self.species, self.weights)[0],
             start=start,
             end=start + dt.timedelta(seconds=3 * windows),
+            utc_offset=dt.timedelta(),
+            scientific=label.scientific,
+            common=label.common,
             confidence=round(rng.uniform(0.7, 1.0), 6),
             windows=windows,
+            closed=True,
             context=CONTEXT,
         )
 
 
-def changes_of(e: DetectionEvent) -> list[EventChange]:
+def changes_of(e: Detection) -> list[EventChange]:
     """The changes the event tracker reports for one event: opened, updated..., closed."""
     out = []
     for w in range(1, e.windows + 1):
-        state = dataclasses.replace(e, windows=w, end=e.start + dt.timedelta(seconds=3 * w))
+        end = e.start + dt.timedelta(seconds=3 * w)
+        state = dataclasses.replace(e, windows=w, end=end, closed=False)
         out.append(EventChange("opened" if w == 1 else "updated", state))
     out.append(EventChange("closed", e))
     return out
@@ -166,7 +171,7 @@ def year(directory: Path, traffic: Traffic, days: int, per_day: int) -> dict[str
         day = first + dt.timedelta(days=d)
         events = [traffic.event(day) for _ in range(per_day)]
         conn.execute("BEGIN")  # what the sink writes for these events, a day at a time
-        conn.executemany(_UPSERT, [event_row(e, closed=True) for e in events])
+        conn.executemany(_UPSERT, [to_row(e) for e in events])
         conn.executemany(_SPECIES, sorted({(e.scientific, e.common) for e in events}))
         conn.execute("COMMIT")
     fill = time.perf_counter() - t0

@@ -1,12 +1,17 @@
-"""Where detection events go: the console, the SQLite log, MQTT.
+"""Where detection events go: the SQLite log, the MQTT publisher, the daemon's day count.
 
-A sink receives every :class:`~birdnet_edge.events.EventChange` in order from the pipeline
-thread. ``handle`` must return quickly (a sink that does I/O queues the change for its own
-thread); ``close`` flushes and stops within ``timeout`` seconds.
+The pipeline thread hands every :class:`~birdnet_edge.events.EventChange` to one :class:`Fanout`,
+which stamps it with what it announces over MQTT (when MQTT is on) and passes it to each sink in
+order. ``handle`` must return quickly (a sink that does I/O queues the change for its own
+thread); ``close`` flushes and stops within ``timeout`` seconds. No sink calls another: what
+depends on a change being on disk (the console line, the MQTT outbox) follows the log's
+:class:`~birdnet_edge.sinks.feed.LogFeed` instead.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from birdnet_edge.events import EventChange
@@ -20,3 +25,28 @@ class Sink(Protocol):
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is queued, then stop."""
+
+
+class Fanout:
+    """The sinks a change goes to, and the step that stamps it first; fixed once made (a reload
+    builds a new one and swaps it in with one assignment)."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        stamp: Callable[[EventChange], EventChange] | None = None,
+    ) -> None:
+        self.sinks = tuple(sinks)
+        self.stamp = stamp
+
+    def handle(self, change: EventChange) -> None:
+        if self.stamp is not None:
+            change = self.stamp(change)
+        for sink in self.sinks:
+            sink.handle(change)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the sinks in order (the log first: its last commits feed the MQTT outbox)."""
+        deadline = time.monotonic() + timeout
+        for sink in self.sinks:
+            sink.close(timeout=max(0.2, deadline - time.monotonic()))

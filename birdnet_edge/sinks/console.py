@@ -1,25 +1,27 @@
-"""One readable line per detection event on stdout."""
+"""One readable line per detection event on stdout, once the log has it."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
-from birdnet_edge.events import EventChange
 from birdnet_edge.record import Detection, console_line
+from birdnet_edge.sinks.feed import HeldMessage
 
 
-class ConsoleSink:
-    """Prints each event when it opens (local time, common and scientific name, confidence)."""
+class Console:
+    """Follows the detection log (:class:`~birdnet_edge.sinks.feed.LogFeed`) and prints each
+    event it wrote when the event opened (local time, common and scientific name, confidence):
+    a SIGKILL never loses an event the console showed."""
 
     def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
 
-    def handle(self, change: EventChange) -> None:
-        if change.kind != "opened":
-            return
-        self.out.write(console_line(Detection.of(change.event, closed=False)) + "\n")
-        self.out.flush()
+    def written(self, opened: Sequence[Detection], outboxed: int) -> None:
+        if opened:
+            self.out.write("".join(console_line(d) + "\n" for d in opened))
+            self.out.flush()
 
-    def close(self, timeout: float = 5.0) -> None:
-        self.out.flush()
+    def unstored(self, messages: Sequence[HeldMessage]) -> None:
+        pass

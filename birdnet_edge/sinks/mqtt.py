@@ -1,14 +1,16 @@
 """MQTT publishing with Home Assistant discovery; no detection is lost while the broker is away.
 
-Detections travel through the SQLite outbox (see :mod:`birdnet_edge.sinks.outbox`): the SQLite
-sink writes ``payload(event)`` into it with the detection, in one transaction, and calls
-:meth:`MQTTPublisher.wake`. The publisher thread sends pending rows in order with QoS 1 on
-``<prefix>/detection`` and deletes a row only when the broker's PUBACK for it arrives, so after
-a broker outage or a daemon restart everything pending goes out, oldest first. Each message
-carries the event's UUID: a consumer drops the rare duplicate of at-least-once delivery.
+Detections travel through the SQLite outbox (see :mod:`birdnet_edge.sinks.outbox`): the
+:class:`Announcer` stamps each event change with the messages that announce it, the log writes
+them with the change in one transaction and tells its feed, which the publisher follows
+(:meth:`MQTTPublisher.written`). The publisher thread sends pending rows in order with QoS 1 on
+``<prefix>/detection`` (and Home Assistant's event on ``<prefix>/event``) and deletes a row only
+when the broker's PUBACK for it arrives, so after a broker outage or a daemon restart everything
+pending goes out, oldest first. Each message carries the event's UUID: a consumer drops the rare
+duplicate of at-least-once delivery.
 
 As a sink (:meth:`MQTTPublisher.handle`) it keeps the retained ``<prefix>/state`` (last detection
-and today's counts) and fires Home Assistant's event entity on ``<prefix>/event``.
+and today's counts).
 
 One thread owns the paho client and runs its network loop (``loop_read``/``loop_write``/
 ``loop_misc`` around one ``select`` that also watches a wake-up socket): paho callbacks run in
@@ -20,6 +22,7 @@ unreachable broker is retried with exponential backoff.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import enum
 import json
@@ -32,15 +35,17 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from birdnet_edge import __version__, record
 from birdnet_edge.config import Config, TLSConfig
 from birdnet_edge.errors import BirdnetEdgeError, ConfigError
-from birdnet_edge.events import DetectionEvent, EventChange
-from birdnet_edge.record import Detection, Status
+from birdnet_edge.events import Announce, EventChange, OutboxMessage
+from birdnet_edge.record import Detection
 from birdnet_edge.secrets import Secret, mqtt_password
+from birdnet_edge.sinks.feed import HeldMessage, LogFeed
 from birdnet_edge.sinks.ha_discovery import (
     EVENT_TYPE,
     OFFLINE,
@@ -77,9 +82,6 @@ _REFUSAL_FIX = (
 )
 
 
-Stage = Literal["detected", "final"]
-
-
 class Session(enum.Enum):
     """The publisher thread's session with the broker; :meth:`MQTTPublisher._after_callbacks`
     moves it along what paho's callbacks saw."""
@@ -90,26 +92,48 @@ class Session(enum.Enum):
     REFUSED = "refused"  # CONNACK refused: the socket is closing
 
 
-#: An outbox message: the topic below the prefix (``detection`` or ``event``) and its payload.
-OutboxMessage = tuple[str, str]
+def outbox_messages(d: Detection, announce: Announce) -> tuple[OutboxMessage, ...]:
+    """The messages that announce ``d``: when it becomes a detection, the detection message and
+    Home Assistant's event (both durable, so a detection made while the broker was away still
+    fires its automations, with the detection's own ``start`` to judge its age); when it closes,
+    its final state. (A detection that closes as it becomes one gets both.)"""
+    out: list[OutboxMessage] = []
+    if announce == "detected":
+        message = record.message(dataclasses.replace(d, closed=False))
+        fired = {"event_type": EVENT_TYPE, "species": d.common, **message}
+        out += [("detection", _dumps(message)), ("event", _dumps(fired))]
+    if d.closed:
+        out.append(("detection", _dumps(record.message(d))))
+    return tuple(out)
 
 
-def detection_message(event: DetectionEvent, status: Status = "open") -> dict[str, Any]:
-    """The JSON object published on ``<prefix>/detection`` for one detection event: ``open``
-    when it becomes a detection (the low-latency message), ``final`` when it closes."""
-    return record.message(Detection.of(event, closed=status == "final"))
+class Announcer:
+    """Decides what each event change announces over MQTT, and stamps it with its messages.
 
+    An event becomes a detection when it reaches ``mqtt.min_windows`` windows; from then on it
+    grows and finally closes. Runs on the pipeline thread, before the sinks: the log writes the
+    messages with the change (see :mod:`birdnet_edge.sinks.sqlite`), the publisher counts it.
+    """
 
-def outbox_messages(event: DetectionEvent, stage: Stage) -> list[OutboxMessage]:
-    """What goes into the outbox for ``event``: when it becomes a detection, the detection
-    message and Home Assistant's event (both durable, so a detection made while the broker was
-    away still fires its automations, with the detection's own ``start`` to judge its age);
-    when it closes, its final state."""
-    if stage == "final":
-        return [("detection", _dumps(detection_message(event, "final")))]
-    message = detection_message(event)
-    fired = {"event_type": EVENT_TYPE, "species": event.common, **message}
-    return [("detection", _dumps(message)), ("event", _dumps(fired))]
+    def __init__(self, min_windows: int, announced: set[str] | None = None) -> None:
+        self.min_windows = min_windows
+        #: Open events already announced as detections (a config reload hands the set on to
+        #: the next announcer, so an event in progress is not announced twice).
+        self.announced = announced if announced is not None else set()
+
+    def __call__(self, change: EventChange) -> EventChange:
+        d = change.detection
+        announce: Announce
+        if d.id in self.announced:
+            announce = "final" if d.closed else "grew"
+        elif d.windows >= self.min_windows:
+            announce = "detected"
+            self.announced.add(d.id)
+        else:
+            return change
+        if d.closed:
+            self.announced.discard(d.id)
+        return dataclasses.replace(change, announce=announce, messages=outbox_messages(d, announce))
 
 
 def _dumps(obj: Any) -> str:
@@ -198,7 +222,10 @@ class MQTTPublisher:
         retry_min: float = 1.0,
         retry_max: float = 30.0,
         retry_refused: float = 60.0,
+        feed: LogFeed | None = None,
     ) -> None:
+        """A publisher for ``cfg.mqtt``, reading the outbox of the log at ``db_path`` and
+        following its ``feed`` while it runs (from :meth:`start` to :meth:`close`)."""
         m = cfg.mqtt
         self.cfg = cfg
         password = check_settings(cfg)
@@ -211,12 +238,13 @@ class MQTTPublisher:
         self.device = Device(cfg.station.name, "BirdNET V2.4", __version__)
         self._client = self._make_client(password)
         self.db_path = db_path
+        self.feed = feed
         self._outbox = Outbox(db_path)
         self._changes: queue.SimpleQueue[EventChange] = queue.SimpleQueue()
         # Messages the SQLite sink could not write (full or failing disk), published from memory.
-        self._memory_in: queue.SimpleQueue[list[tuple[str, str, str]]] = queue.SimpleQueue()
-        self._memory: collections.deque[tuple[str, str, str]] = collections.deque()
-        self._memory_inflight: dict[int, tuple[str, str, str]] = {}  # paho mid -> message
+        self._memory_in: queue.SimpleQueue[list[HeldMessage]] = queue.SimpleQueue()
+        self._memory: collections.deque[HeldMessage] = collections.deque()
+        self._memory_inflight: dict[int, HeldMessage] = {}  # paho mid -> message
         #: Events whose detection message reached the broker from memory (never on disk).
         self.delivered_from_memory: set[str] = set()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -255,19 +283,16 @@ class MQTTPublisher:
 
     # ----------------------------------------------------------------- the interface
 
-    def messages(self, event: DetectionEvent, stage: Stage) -> list[OutboxMessage]:
-        """The outbox messages for ``event`` (the SQLite sink's ``outbox_messages``)."""
-        return outbox_messages(event, stage)
+    def written(self, opened: Sequence[Detection], outboxed: int) -> None:
+        """The log committed ``outboxed`` new outbox rows (it follows the log's feed)."""
+        if outboxed:
+            self._outbox_signal.set()
+            self._poke()
 
-    def wake(self) -> None:
-        """New outbox rows were committed (the SQLite sink's ``on_outbox``); never blocks."""
-        self._outbox_signal.set()
-        self._poke()
-
-    def from_memory(self, messages: list[tuple[str, str, str]]) -> None:
-        """Publish these (event id, topic, payload) that could not be written to the outbox
-        (the SQLite sink's ``unstored``): kept in memory until the broker acknowledges them."""
-        self._memory_in.put(messages)
+    def unstored(self, messages: Sequence[HeldMessage]) -> None:
+        """Publish these (event id, topic, payload) the log could not write to the outbox: kept
+        in memory until the broker acknowledges them."""
+        self._memory_in.put(list(messages))
         self._outbox_signal.set()
         self._poke()
 
@@ -278,6 +303,8 @@ class MQTTPublisher:
         self._state = "connecting"
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
         self._thread.start()
+        if self.feed is not None:
+            self.feed.follow(self)
 
     def handle(self, change: EventChange) -> None:
         """Queue a change for the state topic and the Home Assistant event; never blocks."""
@@ -294,6 +321,8 @@ class MQTTPublisher:
             if self._thread.is_alive():
                 _LOGGER.warning("MQTT publisher did not stop within %.1f s", timeout)
                 return
+        if self.feed is not None:
+            self.feed.unfollow(self)
         self._wake_r.close()
         self._wake_w.close()
         self._state = "stopped"
@@ -704,22 +733,21 @@ class MQTTPublisher:
             self._apply(change)
 
     def _apply(self, change: EventChange) -> None:
-        event = change.event
-        if event.windows < self.min_windows:
+        if change.announce is None:
             return
-        message = detection_message(event, "final" if change.kind == "closed" else "open")
-        is_last = self._last is not None and self._last["id"] == event.id
-        if change.kind != "closed" and event.windows == self.min_windows and not is_last:
+        d = change.detection
+        message = record.message(d)
+        if change.announce == "detected":
             # The event just became a detection: count it (Home Assistant's event entity fires
             # from the outbox, durably).
-            date = event.start.astimezone().date()
+            date = d.start.astimezone().date()
             if date > self._day.date:
                 self._day = DayCounts(date)
             if date == self._day.date:
-                self._day.species[event.common] += 1
+                self._day.species[d.common] += 1
             self._last = message
             self._state_dirty = True
-        elif is_last and message != self._last:
+        elif self._last is not None and self._last["id"] == d.id and message != self._last:
             self._last = message  # the same bird sang on: a later end, maybe a higher confidence
             self._state_dirty = True
 

@@ -11,8 +11,10 @@ pending event in memory (bounded), logs one error line a minute naming the probl
 retries, and catches up when it can write again; the pipeline never waits for it.
 
 Schema changes are numbered migrations recorded in ``PRAGMA user_version``; a copy of the file is
-made before an existing database is migrated. The ``outbox`` table holds MQTT payloads written in
-the same transaction as the event they describe; the MQTT publisher reads and deletes them.
+made before an existing database is migrated. The ``outbox`` table holds the MQTT messages a
+change carries (:attr:`EventChange.messages`), written in the same transaction as the change; the
+MQTT publisher reads and deletes them. The writer tells what it wrote to its
+:class:`~birdnet_edge.sinks.feed.LogFeed` (the console and the publisher follow it).
 """
 
 from __future__ import annotations
@@ -24,13 +26,11 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.events import DetectionEvent, EventChange
+from birdnet_edge.events import EventChange
 from birdnet_edge.paths import default_state_dir
 from birdnet_edge.record import (
     COLUMNS,
@@ -39,13 +39,7 @@ from birdnet_edge.record import (
     to_row,
     utc_text,
 )
-from birdnet_edge.sinks import Sink
-
-if TYPE_CHECKING:
-    from birdnet_edge.sinks.mqtt import OutboxMessage, Stage
-
-#: An outbox message that could not be written: (event id, topic, payload).
-UnstoredMessage = tuple[str, str, str]
+from birdnet_edge.sinks.feed import LogFeed
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -117,11 +111,6 @@ Row = tuple[object, ...]
 def default_db_path() -> Path:
     """``$STATE_DIRECTORY/detections.db`` under systemd, else ``$XDG_STATE_HOME/birdnet-edge``."""
     return default_state_dir() / DB_NAME
-
-
-def event_row(e: DetectionEvent, closed: bool) -> Row:
-    """The parameters of :data:`_UPSERT` for one event."""
-    return to_row(Detection.of(e, closed=closed))
 
 
 def open_database(path: Path, *, check_same_thread: bool = False) -> sqlite3.Connection:
@@ -349,8 +338,7 @@ def _read_only_fs(path: Path) -> bool:
 class _Pending:
     """The latest state of one event not yet written, and the outbox messages due for it."""
 
-    event: DetectionEvent
-    closed: bool
+    detection: Detection
     #: (order made, topic, payload): outbox rows are written in the order they were made.
     messages: list[tuple[int, str, str]]
     opened: bool = False  # the event opened since the last commit (not yet reported onward)
@@ -363,9 +351,7 @@ class SQLiteSink:
         self,
         path: Path,
         *,
-        outbox_messages: Callable[[DetectionEvent, Stage], list[OutboxMessage]] | None = None,
-        min_windows: int = 1,
-        on_outbox: Callable[[], None] | None = None,
+        feed: LogFeed | None = None,
         retention_days: int = 0,
         max_size_mb: int = 0,
         retry_seconds: float = 5.0,
@@ -373,12 +359,10 @@ class SQLiteSink:
         prune_interval: float = 600.0,
         max_pending: int = 100_000,
         batch_max: int = 2000,
-        after_write: Sink | None = None,
-        unstored: Callable[[list[UnstoredMessage]], None] | None = None,
     ) -> None:
         """Open (or create and migrate) ``path`` and start the writer thread.
 
-        ``outbox_messages``/``min_windows``/``on_outbox``: see the module docstring.
+        ``feed``: told what was written (see :mod:`birdnet_edge.sinks.feed`).
         ``retention_days``/``max_size_mb``: prune the oldest events past these limits (0 = off).
         ``retry_seconds``: wait between write attempts while storage fails; ``error_interval``:
         at most one error line per this many seconds; ``prune_interval``: how often to check the
@@ -387,9 +371,7 @@ class SQLiteSink:
         database; a full or read-only disk does not raise (the writer keeps retrying).
         """
         self.path = path
-        self.outbox_messages = outbox_messages
-        self.min_windows = min_windows
-        self.on_outbox = on_outbox
+        self.feed = feed or LogFeed()
         self.retention_days = retention_days
         self.max_size_mb = max_size_mb
         self.retry_seconds = retry_seconds
@@ -397,20 +379,12 @@ class SQLiteSink:
         self.prune_interval = prune_interval
         self.max_pending = max_pending
         self.batch_max = batch_max
-        #: Told of each opened event once it is committed (or, while storage fails, once the
-        #: write was tried), so what it reports is already in the database.
-        self.after_write = after_write
-        #: Given the outbox messages that could not be written (event id, topic, payload), in
-        #: order, so MQTT publishes them from memory while the disk fails; they are then not
-        #: written to the outbox when it works again.
-        self.unstored = unstored
         #: Ids of the events still unwritten when the writer stopped (set on close).
         self.unwritten: set[str] = set()
         self._messages_made = 0
 
         self._queue: queue.SimpleQueue[EventChange | threading.Event | None] = queue.SimpleQueue()
         self._pending: dict[str, _Pending] = {}
-        self._outboxed: set[str] = set()  # open events whose outbox row is written or pending
         self._conn: sqlite3.Connection | None = None
         self._recovered = False
         self._failing_since: float | None = None
@@ -481,7 +455,7 @@ class SQLiteSink:
                 for barrier in self._barriers:
                     barrier.set()
                 self._barriers.clear()
-        self.unwritten = {p.event.id for p in self._pending.values()}
+        self.unwritten = {p.detection.id for p in self._pending.values()}
         if self._pending:
             _LOGGER.error(
                 "%d detection events could not be written to %s before shutdown: %s",
@@ -522,36 +496,19 @@ class SQLiteSink:
         return stopping
 
     def _take(self, change: EventChange) -> None:
-        """Merge one change into the pending state (only the latest state of an event matters)."""
-        e = change.event
-        previous = self._pending.pop(e.id, None)  # re-insert: keep pending in order of change
+        """Merge one change into the pending state (only the latest state of an event matters;
+        its outbox messages all count, numbered in the order they were made)."""
+        d = change.detection
+        previous = self._pending.pop(d.id, None)  # re-insert: keep pending in order of change
         messages = previous.messages if previous else []
         opened = previous.opened if previous else change.kind == "opened"
-        if self.outbox_messages is not None:
-            if e.windows >= self.min_windows and e.id not in self._outboxed:
-                self._outboxed.add(e.id)  # it became a detection
-                messages = messages + self._messages(e, "detected")
-            if change.kind == "closed" and e.id in self._outboxed:
-                messages = messages + self._messages(e, "final")
-        if change.kind == "closed":
-            self._outboxed.discard(e.id)
-        self._pending[e.id] = _Pending(e, change.kind == "closed", messages, opened)
+        for topic, payload in change.messages:
+            self._messages_made += 1
+            messages = [*messages, (self._messages_made, topic, payload)]
+        self._pending[d.id] = _Pending(d, messages, opened)
         if len(self._pending) > self.max_pending:
             del self._pending[next(iter(self._pending))]
             self._dropped += 1
-
-    def _messages(self, event: DetectionEvent, stage: Stage) -> list[tuple[int, str, str]]:
-        assert self.outbox_messages is not None
-        try:
-            made = self.outbox_messages(event, stage)
-        except Exception:
-            _LOGGER.exception("cannot build the MQTT messages for event %s", event.id)
-            return []
-        numbered = []
-        for topic, payload in made:
-            self._messages_made += 1
-            numbered.append((self._messages_made, topic, payload))
-        return numbered
 
     def _flush(self) -> None:
         """Write every pending event in one transaction; on failure keep them and back off."""
@@ -564,11 +521,11 @@ class SQLiteSink:
             created = utc_text(dt.datetime.now(dt.timezone.utc))
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(_UPSERT, [event_row(p.event, p.closed) for p in batch])
-                names = {(p.event.scientific, p.event.common) for p in batch}
+                conn.executemany(_UPSERT, [to_row(p.detection) for p in batch])
+                names = {(p.detection.scientific, p.detection.common) for p in batch}
                 conn.executemany(_SPECIES, sorted(names))
                 due = sorted(
-                    (order, p.event.id, topic, payload)
+                    (order, p.detection.id, topic, payload)
                     for p in batch
                     for order, topic, payload in p.messages
                 )  # the order they were made
@@ -585,13 +542,13 @@ class SQLiteSink:
                 raise
         except (sqlite3.Error, OSError) as exc:
             self._failed(exc)
-            self._report_opened(batch)  # storage is failing: report anyway, do not go silent
+            self._report(batch, 0)  # storage is failing: report anyway, do not go silent
             self._hand_over(batch)
             return
-        self._report_opened(batch)
+        self._report(batch, outboxed)
         for p in batch:
-            if self._pending.get(p.event.id) is p:
-                del self._pending[p.event.id]
+            if self._pending.get(p.detection.id) is p:
+                del self._pending[p.detection.id]
         self.written += len(batch)
         self.commits += 1
         if self._failing_since is not None:
@@ -603,18 +560,14 @@ class SQLiteSink:
             self._failing_since = None
             self._last_error_log = -float("inf")
             self._dropped = 0
-        if outboxed and self.on_outbox is not None:
-            try:
-                self.on_outbox()
-            except Exception:
-                _LOGGER.exception("outbox notification failed")
 
     def _hand_over(self, batch: list[_Pending]) -> None:
-        """The outbox cannot be written: give its messages to MQTT to publish from memory."""
-        if self.unstored is None:
+        """The outbox cannot be written: hand its messages to the feed, for MQTT to publish
+        from memory (they are then not written when the disk works again)."""
+        if not self.feed.followed:
             return
         due = sorted(
-            (order, p.event.id, topic, payload)
+            (order, p.detection.id, topic, payload)
             for p in batch
             for order, topic, payload in p.messages
         )
@@ -622,21 +575,15 @@ class SQLiteSink:
             return
         for p in batch:
             p.messages = []
-        try:
-            self.unstored([(event, topic, payload) for _, event, topic, payload in due])
-        except Exception:
-            _LOGGER.exception("handing MQTT messages over to be published from memory failed")
+        self.feed.unstored([(event, topic, payload) for _, event, topic, payload in due])
 
-    def _report_opened(self, batch: list[_Pending]) -> None:
-        if self.after_write is None:
-            return
-        opened = sorted((p for p in batch if p.opened), key=lambda p: p.event.start)
+    def _report(self, batch: list[_Pending], outboxed: int) -> None:
+        """Tell the feed about the events opened since the last attempt, and the outbox rows."""
+        opened = sorted((p for p in batch if p.opened), key=lambda p: p.detection.start)
         for p in opened:
             p.opened = False
-            try:
-                self.after_write.handle(EventChange("opened", p.event))
-            except Exception:
-                _LOGGER.exception("reporting a written event failed")
+        if opened or outboxed:
+            self.feed.written([p.detection for p in opened], outboxed)
 
     def _connect(self, *, at_start: bool = False) -> sqlite3.Connection | None:
         """Open the database; storage errors are reported and retried, others raise.
