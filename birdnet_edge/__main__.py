@@ -1,5 +1,5 @@
 """Entry point for ``python -m birdnet_edge``."""
 
-from birdnet_edge.cli import main
+from birdnet_edge.cli.main import main
 
 raise SystemExit(main())

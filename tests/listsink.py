@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from birdnet_edge.events import EventChange
+from birdnet_edge.detect.events import EventChange
 
 
 class ListSink:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from birdnet_edge.board import (
+from birdnet_edge.config import AnalysisConfig, RefineConfig, load_config
+from birdnet_edge.detect.board import (
     BOARD_FILE,
     BoardBenchmark,
     fitting_overlap,
@@ -17,7 +18,6 @@ from birdnet_edge.board import (
     resolve_overlap,
     windows_per_second,
 )
-from birdnet_edge.config import AnalysisConfig, RefineConfig, load_config
 from birdnet_edge.errors import ConfigError
 from tests.conftest import run_cli
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from birdnet_edge.sinks.sqlite import open_database
+from birdnet_edge.log.schema import open_database
 from tests.conftest import REPO
 from tests.storage import fill
 

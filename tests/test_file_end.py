@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import soundfile
 
-from birdnet_edge.analyze import window_end
 from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource
-from birdnet_edge.build import load_detector
+from birdnet_edge.cli.analyze import window_end
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
-from birdnet_edge.events import EventTracker
-from birdnet_edge.listener import Listener
-from birdnet_edge.record import DetectionContext
+from birdnet_edge.detect.events import EventTracker
+from birdnet_edge.detect.listener import Listener
+from birdnet_edge.detect.stack import load_detector
+from birdnet_edge.log.record import DetectionContext
 from tests.conftest import run_cli
 from tests.listsink import ListSink
 

@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from birdnet_edge import record
 from birdnet_edge.errors import ConfigError
-from birdnet_edge.record import Detection, DetectionContext
-from birdnet_edge.sinks.ha_discovery import (
+from birdnet_edge.log import record
+from birdnet_edge.log.record import Detection, DetectionContext
+from birdnet_edge.mqtt.discovery import (
     OFFLINE,
     ONLINE,
     Device,
@@ -38,7 +38,7 @@ from birdnet_edge.sinks.ha_discovery import (
     slug,
     status_topic,
 )
-from birdnet_edge.sinks.mqtt import DayCounts, state_message
+from birdnet_edge.mqtt.messages import DayCounts, state_message
 
 # --- what Home Assistant accepts --------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import pytest
 
 from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import NUM_CLASSES, WINDOW_SAMPLES
-from birdnet_edge.model.inspect import summarize
+from birdnet_edge.model.graph_info import summarize
 from birdnet_edge.model.runtime import TFLiteModel, available_runtimes
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

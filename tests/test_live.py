@@ -16,14 +16,14 @@ import pytest
 from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource, SampleClock, SourceStats
-from birdnet_edge.build import load_detector
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
-from birdnet_edge.detector import Detector, Thresholds, scan
-from birdnet_edge.events import EventChange, EventTracker
-from birdnet_edge.listener import Listener
-from birdnet_edge.record import DetectionContext
-from birdnet_edge.refine import Refinement
-from birdnet_edge.sinks import Fanout
+from birdnet_edge.detect.detector import Detector, Thresholds, scan
+from birdnet_edge.detect.events import EventChange, EventTracker
+from birdnet_edge.detect.listener import Listener
+from birdnet_edge.detect.refine import Refinement
+from birdnet_edge.detect.sinks import Fanout
+from birdnet_edge.detect.stack import load_detector
+from birdnet_edge.log.record import DetectionContext
 from tests.conftest import run_cli
 from tests.listsink import ListSink
 

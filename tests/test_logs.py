@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from birdnet_edge.logs import setup_logging
+from birdnet_edge.cli.stderr_logging import setup_logging
 
 _LOG_THREE = """
 import logging
-from birdnet_edge.logs import setup_logging
+from birdnet_edge.cli.stderr_logging import setup_logging
 setup_logging()
 log = logging.getLogger("birdnet_edge.test")
 log.error("microphone %s is gone", "USB")

@@ -7,7 +7,7 @@ import platform
 import pytest
 
 from birdnet_edge.bench import rss_mb
-from birdnet_edge.memory import trim_heap
+from birdnet_edge.daemon.memory import trim_heap
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")

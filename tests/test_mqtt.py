@@ -26,16 +26,18 @@ from typing import Any
 import pytest
 
 from birdnet_edge.config import Config, DiscoveryConfig, MQTTConfig, StationConfig, TLSConfig
+from birdnet_edge.credentials import Secret, mqtt_password
+from birdnet_edge.detect.events import EventChange
+from birdnet_edge.detect.sinks import Fanout
 from birdnet_edge.errors import ConfigError
-from birdnet_edge.events import EventChange
-from birdnet_edge.record import Detection, DetectionContext
-from birdnet_edge.secrets import Secret, mqtt_password
-from birdnet_edge.sinks import Fanout
-from birdnet_edge.sinks.feed import LogFeed
-from birdnet_edge.sinks.ha_discovery import Topics
-from birdnet_edge.sinks.mqtt import Announcer, MQTTPublisher, outbox_messages
-from birdnet_edge.sinks.outbox import Outbox
-from birdnet_edge.sinks.sqlite import SQLiteSink, open_database
+from birdnet_edge.log.feed import LogFeed
+from birdnet_edge.log.outbox import Outbox
+from birdnet_edge.log.record import Detection, DetectionContext
+from birdnet_edge.log.schema import open_database
+from birdnet_edge.log.writer import LogWriter
+from birdnet_edge.mqtt.discovery import Topics
+from birdnet_edge.mqtt.messages import Announcer, outbox_messages
+from birdnet_edge.mqtt.publisher import MQTTPublisher
 from tests.broker import Broker, retained, subscriber
 from tests.storage import fill
 from tests.waiting import wait_until
@@ -106,7 +108,7 @@ class Pipeline:
     def __init__(self, cfg: Config, db: Path, **retry: float) -> None:
         feed = LogFeed()
         self.publisher = MQTTPublisher(cfg, db, feed=feed, **{**FAST, **retry})
-        self.sink = SQLiteSink(db, feed=feed, retry_seconds=0.2)
+        self.sink = LogWriter(db, feed=feed, retry_seconds=0.2)
         self.sinks = Fanout([self.sink, self.publisher], Announcer(cfg.mqtt.min_windows))
         self.publisher.start()
 
@@ -139,7 +141,7 @@ CHILD = textwrap.dedent(
     import logging, sys
     from pathlib import Path
     from birdnet_edge.config import load_config
-    from birdnet_edge.events import EventChange
+    from birdnet_edge.detect.events import EventChange
     from tests.test_mqtt import Pipeline, make_event
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from birdnet_edge.notify import Notifier
+from birdnet_edge.daemon.sd_notify import Notifier
 
 
 class NotifyListener:
@@ -122,7 +122,7 @@ def test_send_failure_is_logged_once_and_recovers(
 ) -> None:
     path = tmp_path / "late"
     n = Notifier(str(path))
-    with caplog.at_level(logging.DEBUG, logger="birdnet_edge.notify"):
+    with caplog.at_level(logging.DEBUG, logger="birdnet_edge.daemon.sd_notify"):
         assert not n.ready()  # nobody listens yet: no exception, just False
         assert not n.watchdog()
     failures = [r for r in caplog.records if "cannot notify systemd" in r.getMessage()]

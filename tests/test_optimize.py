@@ -11,10 +11,13 @@ import pytest
 
 from birdnet_edge.config import ModelConfig
 from birdnet_edge.errors import ModelError
-from birdnet_edge.model import optimize, probe
+from birdnet_edge.model import probe
 from birdnet_edge.model.files import AUDIO_MODEL, NUM_CLASSES, PINNED_SHA256, WINDOW_SAMPLES
-from birdnet_edge.model.inspect import summarize
+from birdnet_edge.model.graph_info import summarize
 from birdnet_edge.model.install import sha256_of
+from birdnet_edge.model.optimize import command, folding, framing
+from birdnet_edge.model.optimize import equivalence as check
+from birdnet_edge.model.optimize import graph as read
 from birdnet_edge.model.runtime import TFLiteModel, available_runtimes
 from birdnet_edge.model.variants import (
     OPTIMIZED_MODEL,
@@ -28,7 +31,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @pytest.fixture(scope="module")
 def rewritten(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data, framings = optimize.rewrite(model_dir / AUDIO_MODEL)
+    data, framings = folding.rewrite(model_dir / AUDIO_MODEL)
     assert [(f.length, f.hop, f.frames) for f in framings] == [(2048, 278, 511), (1024, 280, 511)]
     path = tmp_path_factory.mktemp("optimized") / OPTIMIZED_MODEL
     path.write_bytes(data)
@@ -44,7 +47,7 @@ def model_copy(model_dir: Path, tmp_path: Path) -> Path:
 
 def _scaled_kernel(data: bytes, factor: float) -> bytes:
     """The rewritten model with its folded DFT kernels multiplied by ``factor``."""
-    schema = optimize._schema()
+    schema = read._schema()
     model = schema.ModelT.InitFromPackedBuf(data, 0)
     graph = model.subgraphs[0]
     scaled = 0
@@ -55,7 +58,7 @@ def _scaled_kernel(data: bytes, factor: float) -> bytes:
             buf.data = np.frombuffer(values.astype("<f4").tobytes(), np.uint8)
             scaled += 1
     assert scaled == 2
-    return optimize._pack(model, len(data))
+    return folding._pack(model, len(data))
 
 
 def test_rewrite_keeps_shapes_and_dynamic_batch(model_dir: Path, rewritten: Path) -> None:
@@ -64,8 +67,8 @@ def test_rewrite_keeps_shapes_and_dynamic_batch(model_dir: Path, rewritten: Path
     candidate.check_shape(WINDOW_SAMPLES, NUM_CLASSES)
     assert candidate.input.shape == (-1, WINDOW_SAMPLES)
     assert candidate.output.shape == original.output.shape == (-1, NUM_CLASSES)
-    assert optimize.structure_problem(original, candidate) is None
-    x = optimize.generated_windows()[:3]
+    assert check.structure_problem(original, candidate) is None
+    x = check.generated_windows()[:3]
     assert candidate.predict(x).shape == (3, NUM_CLASSES)
     assert candidate.predict(x[:1]).shape == (1, NUM_CLASSES)
 
@@ -83,9 +86,9 @@ def test_rewrite_replaces_the_fft_by_convolutions(model_dir: Path, rewritten: Pa
 def test_rewrite_matches_the_original(model_dir: Path, rewritten: Path) -> None:
     original = TFLiteModel(model_dir / AUDIO_MODEL, threads=1)
     candidate = TFLiteModel(rewritten, threads=1)
-    result = optimize.compare(original, candidate, optimize.generated_windows(), (0.25, 0.7))
+    result = check.compare(original, candidate, check.generated_windows(), (0.25, 0.7))
     assert result.failure() is None, result.lines()
-    assert result.max_delta_p <= optimize.MAX_DELTA_P
+    assert result.max_delta_p <= check.MAX_DELTA_P
     assert result.top1_agree == result.windows
     # Digital silence is exact to float32 rounding (the block offsets are split off).
     silence = np.zeros((1, WINDOW_SAMPLES), np.float32)
@@ -129,17 +132,17 @@ def test_windows_with_a_constant_stretch_are_scored_by_the_original(
 
     original = TFLiteModel(model_dir / AUDIO_MODEL, threads=1)
     scoring = Classifier(rewritten, threads=1, original=model_dir / AUDIO_MODEL)
-    windows = optimize.edge_windows(optimize.audio_windows(soundscape, limit=4))["padded"]
+    windows = check.edge_windows(check.audio_windows(soundscape, limit=4))["padded"]
     reference = confidences(original.predict(windows))
     alone = confidences(scoring.model.predict(windows))
     scored = confidences(scoring.logits(windows))
     # The variant alone misses the bound on padded windows; scored as the daemon does, the
     # windows with a long run of padding come from the original and the rest meet the bound.
-    assert np.abs(alone - reference).max() > optimize.MAX_DELTA_P
-    assert np.abs(scored - reference).max() <= optimize.MAX_DELTA_P
+    assert np.abs(alone - reference).max() > check.MAX_DELTA_P
+    assert np.abs(scored - reference).max() <= check.MAX_DELTA_P
     assert 0 < scoring.scored_by_original < len(windows)
     # Loaded for those windows only, and given back once none has come for a while.
-    recorded = optimize.audio_windows(soundscape, limit=1)
+    recorded = check.audio_windows(soundscape, limit=1)
     assert scoring.holds_original
     scoring.logits(recorded)
     assert scoring.holds_original, "kept for KEEP_ORIGINAL seconds after such a window"
@@ -154,8 +157,8 @@ def test_a_broken_rewrite_is_rejected(model_dir: Path, rewritten: Path, tmp_path
     broken.write_bytes(_scaled_kernel(rewritten.read_bytes(), 1.01))
     original = TFLiteModel(model_dir / AUDIO_MODEL, threads=1)
     candidate = TFLiteModel(broken, threads=1)
-    assert optimize.structure_problem(original, candidate) is None  # it still looks right
-    result = optimize.compare(original, candidate, optimize.generated_windows(), (0.25, 0.7))
+    assert check.structure_problem(original, candidate) is None  # it still looks right
+    result = check.compare(original, candidate, check.generated_windows(), (0.25, 0.7))
     reason = result.failure()
     assert reason is not None
     assert "Δp" in reason or "detections" in reason
@@ -164,19 +167,19 @@ def test_a_broken_rewrite_is_rejected(model_dir: Path, rewritten: Path, tmp_path
 def test_optimize_model_rejects_and_removes_a_broken_variant(
     model_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_rewrite = optimize.rewrite
+    real_rewrite = folding.rewrite
 
     def broken_rewrite(
         original: Path, runtime: str = "auto"
-    ) -> tuple[bytes, tuple[optimize.Framing, ...]]:
+    ) -> tuple[bytes, tuple[framing.Framing, ...]]:
         data, framings = real_rewrite(original, runtime)
         return _scaled_kernel(data, 0.98), framings
 
-    monkeypatch.setattr(optimize, "rewrite", broken_rewrite)
+    monkeypatch.setattr(command, "rewrite", broken_rewrite)
     stale = model_copy / OPTIMIZED_MODEL
     stale.write_bytes(b"an older variant")
     said: list[str] = []
-    result = optimize.optimize_model(model_copy, say=said.append)
+    result = command.optimize_model(model_copy, say=said.append)
     assert not result.accepted
     assert result.path is None
     assert not stale.exists()
@@ -189,7 +192,7 @@ def test_optimize_model_rejects_and_removes_a_broken_variant(
 
 def test_optimize_model_accepts_the_exact_variant(model_copy: Path, soundscape: Path) -> None:
     said: list[str] = []
-    result = optimize.optimize_model(model_copy, real_audio=soundscape, say=said.append)
+    result = command.optimize_model(model_copy, real_audio=soundscape, say=said.append)
     assert result.accepted, result.lines()
     assert result.path == model_copy / OPTIMIZED_MODEL
     assert result.path.is_file()
@@ -197,17 +200,17 @@ def test_optimize_model_accepts_the_exact_variant(model_copy: Path, soundscape: 
     assert result.real is not None
     assert result.real.windows == 40
     for equivalence in (result.generated, result.real):
-        assert equivalence.max_delta_p <= optimize.MAX_DELTA_P
+        assert equivalence.max_delta_p <= check.MAX_DELTA_P
         assert all(c.lost == c.added == 0 for c in equivalence.checks)
     assert {c.threshold for c in result.real.checks} == {0.25, 0.7}
     # The edge cases, as the daemon scores them, with the variant's own figure beside them.
     edges = {edge.name: edge for edge in result.edges}
     assert set(edges) == {"padded", "silence", "quiet"}
     for edge in edges.values():
-        assert edge.scored.max_delta_p <= optimize.MAX_DELTA_P, edge.line()
+        assert edge.scored.max_delta_p <= check.MAX_DELTA_P, edge.line()
         assert edge.scored.top1_agree == edge.scored.windows
     assert edges["padded"].by_original > 0
-    assert edges["padded"].variant_max_delta_p > optimize.MAX_DELTA_P
+    assert edges["padded"].variant_max_delta_p > check.MAX_DELTA_P
     assert any(line.startswith("padded: ") for line in said)
     report = read_report(model_copy)
     assert report is not None
@@ -227,7 +230,7 @@ def test_optimize_model_accepts_the_exact_variant(model_copy: Path, soundscape: 
 def test_a_model_without_the_fft_front_end_is_not_rewritten(tmp_path: Path) -> None:
     (tmp_path / AUDIO_MODEL).write_bytes((FIXTURES / "int8_tiny.tflite").read_bytes())
     said: list[str] = []
-    result = optimize.optimize_model(tmp_path, say=said.append)
+    result = command.optimize_model(tmp_path, say=said.append)
     assert not result.accepted
     assert "graph not recognised" in result.reason
     assert "RFFT2D" in result.reason
@@ -235,7 +238,7 @@ def test_a_model_without_the_fft_front_end_is_not_rewritten(tmp_path: Path) -> N
 
 
 def test_max_overlap_keeps_the_headroom() -> None:
-    from birdnet_edge.board import max_grid_overlap as max_overlap
+    from birdnet_edge.detect.board import max_grid_overlap as max_overlap
 
     assert max_overlap(0.030) == 2.9  # capped at the configuration's limit
     assert max_overlap(0.7) == 2.0  # 0.7 s per window needs a 1.0 s hop at 30 % headroom
@@ -282,7 +285,7 @@ def test_a_variant_of_a_model_that_is_not_the_pinned_one_is_rejected(
 ) -> None:
     monkeypatch.setitem(PINNED_SHA256, AUDIO_MODEL, "0" * 64)
     said: list[str] = []
-    result = optimize.optimize_model(model_copy, say=said.append)
+    result = command.optimize_model(model_copy, say=said.append)
     assert not result.accepted
     assert "not the pinned BirdNET V2.4 model" in result.reason
     assert "model install --force" in result.reason
@@ -298,12 +301,12 @@ def test_a_check_that_cannot_run_leaves_the_accepted_variant_in_place(
     variant.write_bytes(b"the variant accepted earlier")
     report.write_text('{"accepted": true}', encoding="utf-8")
 
-    def broken_check(*_args: object, **_kwargs: object) -> optimize.OptimizeResult:
+    def broken_check(*_args: object, **_kwargs: object) -> command.OptimizeResult:
         raise ModelError("the runtime could not load the model")
 
-    monkeypatch.setattr(optimize, "_check", broken_check)
+    monkeypatch.setattr(command, "_check", broken_check)
     with pytest.raises(ModelError):
-        optimize.optimize_model(model_copy, say=lambda _line: None)
+        command.optimize_model(model_copy, say=lambda _line: None)
     assert variant.read_bytes() == b"the variant accepted earlier"
     assert report.read_text(encoding="utf-8") == '{"accepted": true}'
     assert sorted(p.name for p in model_copy.iterdir() if p.name.endswith(".part")) == []
@@ -312,8 +315,8 @@ def test_a_check_that_cannot_run_leaves_the_accepted_variant_in_place(
 def test_auto_falls_back_to_the_original_when_the_variant_does_not_load(
     model_dir: Path, tmp_path: Path
 ) -> None:
-    from birdnet_edge.build import load_detector
     from birdnet_edge.config import Config
+    from birdnet_edge.detect.stack import load_detector
 
     for name in PINNED_SHA256:
         (tmp_path / name).symlink_to(model_dir / name)

@@ -14,7 +14,7 @@ import pytest
 
 from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.bench.overhead import daemon_run, flac_cli_seconds, thread_cpu, write_wav
-from birdnet_edge.store import connect
+from birdnet_edge.log.queries import connect
 
 
 def test_thread_cpu_sees_this_thread() -> None:

@@ -7,9 +7,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from birdnet_edge import record
-from birdnet_edge.record import Detection, DetectionContext
-from birdnet_edge.sinks.sqlite import open_database
+from birdnet_edge.log import record
+from birdnet_edge.log.record import Detection, DetectionContext
+from birdnet_edge.log.schema import open_database
 
 EVENT = Detection(
     id="00000000-0000-4000-8000-000000000001",

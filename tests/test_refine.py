@@ -13,14 +13,14 @@ from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.audio.ring import FloatArray, RingBuffer
 from birdnet_edge.audio.sources import FileSource
 from birdnet_edge.audio.windows import WindowSpan
-from birdnet_edge.build import load_detector
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
-from birdnet_edge.detector import Detector, ScoredWindow, scan
-from birdnet_edge.events import EventTracker
-from birdnet_edge.listener import Listener
+from birdnet_edge.detect.detector import Detector, ScoredWindow, scan
+from birdnet_edge.detect.events import EventTracker
+from birdnet_edge.detect.listener import Listener
+from birdnet_edge.detect.refine import Refinement, best_per_label, extra_starts
+from birdnet_edge.detect.stack import load_detector
+from birdnet_edge.log.record import DetectionContext
 from birdnet_edge.model.files import SAMPLE_RATE
-from birdnet_edge.record import DetectionContext
-from birdnet_edge.refine import Refinement, best_per_label, extra_starts
 from tests.conftest import run_cli
 from tests.listsink import ListSink
 

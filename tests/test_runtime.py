@@ -9,10 +9,10 @@ import pytest
 
 from birdnet_edge.bench import rss_mb
 from birdnet_edge.config import Config, DatabaseConfig, ModelConfig, MQTTConfig
-from birdnet_edge.memory import mapped_mb
+from birdnet_edge.daemon.memory import mapped_mb
+from birdnet_edge.daemon.service import Daemon, RunOptions
 from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import AUDIO_MODEL
-from birdnet_edge.service import Daemon, RunOptions
 
 
 @pytest.mark.model

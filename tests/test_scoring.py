@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from birdnet_edge.filters import allowed_mask, week_of_year, window_hits
+from birdnet_edge.detect.filters import allowed_mask, week_of_year, window_hits
 from birdnet_edge.model.scoring import confidences
 
 
@@ -66,7 +66,7 @@ def test_week_of_year(day: dt.date, week: int) -> None:
 
 
 def test_top_n_takes_the_best_allowed_labels_whatever_their_score() -> None:
-    from birdnet_edge.filters import window_hits
+    from birdnet_edge.detect.filters import window_hits
 
     conf = np.array([0.01, 0.5, 0.02, 0.9, 0.03], dtype=np.float32)
     allowed = np.array([True, True, True, False, True])

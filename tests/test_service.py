@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from birdnet_edge.config import AnalysisConfig, Config, DatabaseConfig, ModelConfig
-from birdnet_edge.notify import Notifier
-from birdnet_edge.service import Daemon, RunOptions
+from birdnet_edge.daemon.sd_notify import Notifier
+from birdnet_edge.daemon.service import Daemon, RunOptions
 from tests.broker import Broker, subscriber
 from tests.test_notify import NotifyListener
 from tests.waiting import wait_until
@@ -144,7 +144,7 @@ def test_sighup_applies_a_new_threshold_and_rejects_a_broken_config(
 def test_reload_survives_any_broken_file_and_keeps_command_line_overrides(
     soundscape: Path, model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from birdnet_edge.cli import _config_with, build_parser
+    from birdnet_edge.cli.main import _config_with, build_parser
 
     caplog.set_level(logging.INFO)
     config = tmp_path / "config.yaml"
@@ -231,7 +231,7 @@ def test_reloading_mqtt_settings_swaps_the_publisher(
     import json
 
     from birdnet_edge.config import load_config
-    from birdnet_edge.events import EventChange
+    from birdnet_edge.detect.events import EventChange
     from tests.test_mqtt import event_id, make_event
 
     config = tmp_path / "config.yaml"

@@ -161,7 +161,7 @@ def test_review_commands_on_the_replayed_soundscape(
 
 
 def _cli_has_log() -> bool:
-    from birdnet_edge.cli import build_parser
+    from birdnet_edge.cli.main import build_parser
 
     return any(
         isinstance(a, argparse._SubParsersAction) and "log" in a.choices

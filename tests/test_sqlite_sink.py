@@ -21,22 +21,16 @@ from pathlib import Path
 
 import pytest
 
+from birdnet_edge.detect.events import ChangeKind, EventChange
+from birdnet_edge.detect.sinks import Fanout, Sink
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.events import ChangeKind, EventChange
+from birdnet_edge.log.feed import HeldMessage, LogFeed
+from birdnet_edge.log.record import Detection, DetectionContext, to_row, utc_text
+from birdnet_edge.log.retention import Pruned, prune_step, used_bytes
+from birdnet_edge.log.schema import SCHEMA_VERSION, default_db_path, open_database
+from birdnet_edge.log.writer import LogWriter
 from birdnet_edge.model.labels import Label
-from birdnet_edge.record import Detection, DetectionContext, to_row, utc_text
-from birdnet_edge.sinks import Fanout, Sink
-from birdnet_edge.sinks.feed import HeldMessage, LogFeed
-from birdnet_edge.sinks.mqtt import Announcer
-from birdnet_edge.sinks.sqlite import (
-    SCHEMA_VERSION,
-    Pruned,
-    SQLiteSink,
-    default_db_path,
-    open_database,
-    prune_step,
-    used_bytes,
-)
+from birdnet_edge.mqtt.messages import Announcer
 from tests.storage import fill
 from tests.waiting import wait_until
 
@@ -112,9 +106,9 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sinks() -> Iterator[list[SQLiteSink]]:
+def sinks() -> Iterator[list[LogWriter]]:
     """Sinks created by a test are closed even when it fails."""
-    made: list[SQLiteSink] = []
+    made: list[LogWriter] = []
     yield made
     for s in made:
         s.close(timeout=5)
@@ -150,8 +144,8 @@ def test_new_database_is_wal_current_and_incrementally_vacuumed(db: Path) -> Non
     assert not list(db.parent.glob("*.bak")), "a new database needs no backup"
 
 
-def test_sink_satisfies_the_protocol(db: Path, sinks: list[SQLiteSink]) -> None:
-    made = SQLiteSink(db)
+def test_sink_satisfies_the_protocol(db: Path, sinks: list[LogWriter]) -> None:
+    made = LogWriter(db)
     sinks.append(made)
     sink: Sink = made
     sink.close(timeout=5)
@@ -159,9 +153,9 @@ def test_sink_satisfies_the_protocol(db: Path, sinks: list[SQLiteSink]) -> None:
 
 
 def test_event_inserted_on_open_updated_as_it_grows_and_closed(
-    db: Path, sinks: list[SQLiteSink]
+    db: Path, sinks: list[LogWriter]
 ) -> None:
-    sink = SQLiteSink(db)
+    sink = LogWriter(db)
     sinks.append(sink)
     e = make_event(confidence=0.75)
     sink.handle(EventChange("opened", e))
@@ -191,12 +185,12 @@ def test_event_inserted_on_open_updated_as_it_grows_and_closed(
 
 @pytest.mark.parametrize("min_windows", [1, 3])
 def test_outbox_rows_once_when_event_reaches_min_windows(
-    db: Path, sinks: list[SQLiteSink], min_windows: int
+    db: Path, sinks: list[LogWriter], min_windows: int
 ) -> None:
     feed = LogFeed()
     followed = Followed(db)
     feed.follow(followed)
-    sink = SQLiteSink(db, feed=feed)
+    sink = LogWriter(db, feed=feed)
     sinks.append(sink)
     fanout = Fanout([sink], Announcer(min_windows))  # as the daemon wires them
     e = make_event()
@@ -235,7 +229,7 @@ def test_outbox_row_is_in_the_same_transaction_as_the_event(
     conn.execute(
         "CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'no'); END"
     )
-    sink = SQLiteSink(db, retry_seconds=0.05)
+    sink = LogWriter(db, retry_seconds=0.05)
     e = make_event()
     sink.handle(announced("opened", e, e.id))
     wait_until(lambda: bool(_errors(caplog)))
@@ -250,7 +244,7 @@ def test_outbox_row_is_in_the_same_transaction_as_the_event(
 
 
 def test_changes_queued_while_busy_are_committed_together(db: Path) -> None:
-    sink = SQLiteSink(db)
+    sink = LogWriter(db)
     assert sink.flush(10)
     blocker = sqlite3.connect(db)
     blocker.execute("BEGIN IMMEDIATE")  # hold the write lock while the changes queue up
@@ -280,7 +274,7 @@ def test_events_left_open_by_a_crash_are_closed_on_restart(db: Path) -> None:
         to_row(e),
     )
     conn.close()
-    sink = SQLiteSink(db)
+    sink = LogWriter(db)
     sink.handle(EventChange("opened", make_event(FINCH)))
     assert sink.flush(10)
     sink.close()
@@ -294,15 +288,15 @@ CHILD = textwrap.dedent(
     """
     import datetime as dt, sys
     from pathlib import Path
-    from birdnet_edge.events import EventTracker
+    from birdnet_edge.detect.events import EventTracker
     from birdnet_edge.model.labels import Label
-    from birdnet_edge.record import DetectionContext
-    from birdnet_edge.sinks.sqlite import SQLiteSink
+    from birdnet_edge.log.record import DetectionContext
+    from birdnet_edge.log.writer import LogWriter
 
     ctx = DetectionContext("garden", None, None, "m", "fp32", 1.0, 0.0, 0.7)
     labels = [Label(i, f"Genus species{i}", f"Bird {i}") for i in range(5)]
     tracker = EventTracker(ctx, gap_seconds=3.0)
-    sink = SQLiteSink(Path(sys.argv[1]))
+    sink = LogWriter(Path(sys.argv[1]))
     t = dt.datetime(2025, 5, 1, tzinfo=dt.timezone.utc)
     seen = {}
     for i in range(100000):
@@ -341,7 +335,7 @@ def test_sigkill_loses_nothing_committed_and_restart_continues(db: Path) -> None
     assert not missing, f"{len(missing)} events written before the kill are lost"
     assert all(stored[k] >= int(v) for k, v in reported.items())
 
-    sink = SQLiteSink(db)  # the restarted daemon continues with the same file
+    sink = LogWriter(db)  # the restarted daemon continues with the same file
     e = make_event()
     sink.handle(EventChange("opened", e))
     assert sink.flush(10)
@@ -384,7 +378,7 @@ def test_migration_from_version_1_keeps_rows_and_a_backup(db: Path) -> None:
     conn.commit()
     conn.close()
 
-    sink = SQLiteSink(db)
+    sink = LogWriter(db)
     new = make_event(FINCH)
     sink.handle(announced("opened", new, "{}"))
     assert sink.flush(10)
@@ -414,7 +408,7 @@ def test_newer_schema_is_refused(db: Path) -> None:
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(BirdnetEdgeError, match="newer than this birdnet-edge supports"):
-        SQLiteSink(db)
+        LogWriter(db)
 
 
 def test_foreign_database_and_non_database_are_refused(db: Path) -> None:
@@ -426,7 +420,7 @@ def test_foreign_database_and_non_database_are_refused(db: Path) -> None:
         open_database(db)
     db.write_bytes(b"this is a text file, not SQLite" * 100)
     with pytest.raises(BirdnetEdgeError, match="not a SQLite database"):
-        SQLiteSink(db)
+        LogWriter(db)
 
 
 # -- a full or read-only file system ----------------------------------------------------------
@@ -436,16 +430,16 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.levelno >= logging.ERROR and r.name == "birdnet_edge.sinks.sqlite"
+        if r.levelno >= logging.ERROR and r.name == "birdnet_edge.log.writer"
     ]
 
 
 def test_disk_full_keeps_events_in_memory_and_catches_up(
     tiny_fs: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="birdnet_edge.sinks.sqlite")
+    caplog.set_level(logging.INFO, logger="birdnet_edge.log.writer")
     db = tiny_fs / "detections.db"
-    sink = SQLiteSink(db, retry_seconds=0.05)
+    sink = LogWriter(db, retry_seconds=0.05)
     first = make_event()
     sink.handle(announced("opened", first, "x" * 200))
     assert sink.flush(10)
@@ -519,10 +513,10 @@ def test_file_system_turning_read_only_mid_run_is_survived(
     """What an SD card error does: ext4 remounts itself read-only under the running daemon. The
     sink keeps the events, says so once, and writes them after the card is checked and
     mounted again."""
-    caplog.set_level(logging.INFO, logger="birdnet_edge.sinks.sqlite")
+    caplog.set_level(logging.INFO, logger="birdnet_edge.log.writer")
     mnt, image = ext4
     db = mnt / "detections.db"
-    sink = SQLiteSink(db, retry_seconds=0.05)
+    sink = LogWriter(db, retry_seconds=0.05)
     first = make_event()
     sink.handle(EventChange("opened", first))
     assert sink.flush(10)
@@ -561,11 +555,11 @@ def test_file_system_turning_read_only_mid_run_is_survived(
 def test_read_only_database_at_startup_does_not_stop_the_pipeline(
     tiny_fs: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="birdnet_edge.sinks.sqlite")
+    caplog.set_level(logging.INFO, logger="birdnet_edge.log.writer")
     db = tiny_fs / "detections.db"
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_fs)], check=True)
     try:
-        sink = SQLiteSink(db, retry_seconds=0.05)  # cannot even create the file: no exception
+        sink = LogWriter(db, retry_seconds=0.05)  # cannot even create the file: no exception
         e = make_event()
         sink.handle(EventChange("opened", e))
         wait_until(lambda: bool(_errors(caplog)))
@@ -580,9 +574,9 @@ def test_read_only_database_at_startup_does_not_stop_the_pipeline(
 def test_memory_kept_while_failing_is_bounded(
     tiny_fs: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="birdnet_edge.sinks.sqlite")
+    caplog.set_level(logging.INFO, logger="birdnet_edge.log.writer")
     db = tiny_fs / "detections.db"
-    sink = SQLiteSink(db, retry_seconds=0.05, max_pending=50)
+    sink = LogWriter(db, retry_seconds=0.05, max_pending=50)
     assert sink.flush(10)
     filler = fill(tiny_fs)
     events = [make_event(FINCH, T0 + dt.timedelta(minutes=i)) for i in range(120)]
@@ -616,7 +610,7 @@ def test_retention_by_age_prunes_old_events_in_the_background(db: Path) -> None:
     old = [make_event(start=now - dt.timedelta(days=40, minutes=i)) for i in range(1200)]
     recent = [make_event(FINCH, now - dt.timedelta(days=29, minutes=i)) for i in range(30)]
     _insert(db, old + recent)
-    sink = SQLiteSink(db, retention_days=30, prune_interval=0.05)
+    sink = LogWriter(db, retention_days=30, prune_interval=0.05)
     fresh = make_event(start=now)
     sink.handle(EventChange("opened", fresh))
     wait_until(lambda: len(rows(db)) == len(recent) + 1)
@@ -644,7 +638,7 @@ def test_retention_by_size_drops_the_oldest_and_shrinks_the_file(db: Path) -> No
     _insert(db, events)
     before = db.stat().st_size
     assert before > 2 * 1024 * 1024
-    sink = SQLiteSink(db, max_size_mb=1, prune_interval=0.05)
+    sink = LogWriter(db, max_size_mb=1, prune_interval=0.05)
     conn = sqlite3.connect(db)
     try:
         wait_until(lambda: used_bytes(conn) <= 1024 * 1024, timeout=60)
@@ -703,7 +697,7 @@ def test_retention_by_age_also_drops_undelivered_messages(
     recent = [make_event(start=now - dt.timedelta(days=1, minutes=i)) for i in range(2)]
     _insert(db, old + recent)
     _outbox(db, old + recent, dt.timedelta(seconds=3))
-    sink = SQLiteSink(db, retention_days=30, prune_interval=0.05)
+    sink = LogWriter(db, retention_days=30, prune_interval=0.05)
     wait_until(lambda: len(rows(db, "SELECT seq FROM outbox")) == len(recent))
     wait_until(
         lambda: any("never acknowledged" in r.getMessage() for r in caplog.records), timeout=30

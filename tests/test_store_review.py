@@ -20,12 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from birdnet_edge import record, review, store
+from birdnet_edge.cli import review
+from birdnet_edge.cli.times import parse_when
+from birdnet_edge.detect.events import EventChange
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.events import EventChange
+from birdnet_edge.log import queries as store
+from birdnet_edge.log import record
+from birdnet_edge.log.writer import LogWriter
 from birdnet_edge.model.labels import Label
-from birdnet_edge.sinks.sqlite import SQLiteSink
-from birdnet_edge.timeparse import parse_when
 from tests.conftest import local_time_zone, run_cli
 from tests.test_sqlite_sink import make_event
 from tests.waiting import wait_until
@@ -65,7 +67,7 @@ def new_york() -> Iterator[None]:
 def scene_db(tmp_path_factory: pytest.TempPathFactory, new_york: None) -> Path:
     """The scene written through the sink, each event opened, grown and closed."""
     path = tmp_path_factory.mktemp("review") / "detections.db"
-    sink = SQLiteSink(path)
+    sink = LogWriter(path)
     for label, start, conf, windows in SCENE:
         e = make_event(label, start, windows=1, confidence=conf)
         sink.handle(EventChange("opened", e))
@@ -217,7 +219,7 @@ def test_min_conf_and_period_filters(scene_db: Path, capsys: pytest.CaptureFixtu
 def test_since_relative_to_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "now.db"
     now = dt.datetime.now(UTC)
-    sink = SQLiteSink(db)
+    sink = LogWriter(db)
     for minutes, label in ((200, JUNCO), (30, FINCH), (5, CHICKADEE)):
         sink.handle(EventChange("opened", make_event(label, now - dt.timedelta(minutes=minutes))))
     assert sink.flush(10)
@@ -271,7 +273,7 @@ def test_empty_result_says_so(scene_db: Path, capsys: pytest.CaptureFixture[str]
 
 def test_empty_database_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "empty.db"
-    SQLiteSink(db).close()
+    LogWriter(db).close()
     code, out, err = run_log(["log", "--db", str(db)], capsys)
     assert (code, out) == (0, "")
     assert f"no detections in {db} yet" in err
@@ -288,7 +290,7 @@ def test_missing_or_foreign_database_is_a_clear_error(
     with pytest.raises(BirdnetEdgeError, match="not a birdnet-edge detection database"):
         run_log(["log", "summary", "--db", str(other)], capsys)
     newer = tmp_path / "newer.db"
-    SQLiteSink(newer).close()
+    LogWriter(newer).close()
     with sqlite3.connect(newer) as conn:
         conn.execute("PRAGMA user_version = 99")
     conn.close()
@@ -313,7 +315,7 @@ def test_default_database_path(
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
     monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(tmp_path / "etc"))
     db = tmp_path / "state" / "detections.db"
-    sink = SQLiteSink(db)
+    sink = LogWriter(db)
     sink.handle(EventChange("opened", make_event()))
     assert sink.flush(10)
     sink.close()
@@ -483,7 +485,7 @@ def _following(db: Path, f: store.Filters) -> Iterator[io.StringIO]:
 
 def test_follow_prints_an_event_once_it_grows_into_the_filter(tmp_path: Path) -> None:
     db = tmp_path / "follow.db"
-    sink = SQLiteSink(db)
+    sink = LogWriter(db)
     sink.handle(EventChange("opened", make_event(JUNCO)))
     assert sink.flush(10)
     try:
@@ -512,7 +514,7 @@ def test_follow_prints_an_event_once_it_grows_into_the_filter(tmp_path: Path) ->
 
 def test_follow_prints_new_detections_as_they_are_written(tmp_path: Path) -> None:
     db = tmp_path / "follow.db"
-    sink = SQLiteSink(db)
+    sink = LogWriter(db)
     sink.handle(EventChange("opened", make_event(JUNCO)))
     assert sink.flush(10)
 
@@ -535,7 +537,7 @@ def test_follow_prints_new_detections_as_they_are_written(tmp_path: Path) -> Non
 
 
 def _cli_has_log() -> bool:
-    from birdnet_edge.cli import build_parser
+    from birdnet_edge.cli.main import build_parser
 
     return any(
         isinstance(a, argparse._SubParsersAction) and "log" in a.choices
@@ -558,7 +560,7 @@ def test_cli_log_commands(scene_db: Path) -> None:
 def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     # `birdnet-edge log export | head -1`: more output than a pipe holds, reader gone.
     db = tmp_path / "many.db"
-    sink = SQLiteSink(db)
+    sink = LogWriter(db)
     start = dt.datetime(2025, 5, 1, 9, 0, tzinfo=UTC)
     for i in range(2000):
         sink.handle(EventChange("opened", make_event(FINCH, start + dt.timedelta(minutes=i))))

@@ -14,9 +14,9 @@ import soundfile
 
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource, SampleClock, SourceStats
-from birdnet_edge.listener import ARRIVAL_MARGIN, MAX_WAIT, POLL_SECONDS, Listener
+from birdnet_edge.detect.listener import ARRIVAL_MARGIN, MAX_WAIT, POLL_SECONDS, Listener
+from birdnet_edge.detect.sinks import Fanout
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
-from birdnet_edge.sinks import Fanout
 from tests.waiting import wait_until
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from birdnet_edge.bench import rss_mb
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
-from birdnet_edge.service import Daemon, RunOptions
+from birdnet_edge.daemon.service import Daemon, RunOptions
 
 
 def measure(

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from birdnet_edge.board import HEADROOM, BoardBenchmark, fitting_overlap, remember, today
-from birdnet_edge.board import max_grid_overlap as max_overlap
+from birdnet_edge.detect.board import HEADROOM, BoardBenchmark, fitting_overlap, remember, today
+from birdnet_edge.detect.board import max_grid_overlap as max_overlap
 from birdnet_edge.model.files import (
     AUDIO_MODEL,
     META_MODEL,
@@ -220,9 +220,9 @@ def remember_best(results: Sequence[Measurement], model_dir: Path | None) -> Pat
 def analysis_throughput(audio: Path, model_dir: Path | None) -> tuple[float, float]:
     """(seconds of audio, wall seconds) for scoring every window of ``audio`` as ``analyze``."""
     from birdnet_edge.audio.decode import file_duration, iter_audio
-    from birdnet_edge.build import load_detector
     from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
-    from birdnet_edge.detector import scan
+    from birdnet_edge.detect.detector import scan
+    from birdnet_edge.detect.stack import load_detector
 
     cfg = Config(model=ModelConfig(dir=model_dir), analysis=AnalysisConfig(min_confidence=0.25))
     detector = load_detector(cfg)
@@ -243,25 +243,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--audio", type=Path, help="also time a whole `analyze` of this file")
     args = parser.parse_args(argv)
-    say: Say = (lambda _line: None) if args.json else print
-    results = run_benchmark(
+    return report(
         args.model_dir,
+        audio=args.audio,
+        as_json=args.json,
         runtimes=args.runtime,
         threads=args.threads,
         repeats=args.repeats,
         batch=args.batch,
+    )
+
+
+def report(
+    model_dir: Path | None,
+    *,
+    audio: Path | None = None,
+    as_json: bool = False,
+    runtimes: list[str] | None = None,
+    threads: list[int] | None = None,
+    repeats: int = 15,
+    batch: int = 8,
+) -> int:
+    """Time every variant, remember the best for ``analysis.overlap: auto`` and print the
+    results (a table, or JSON); ``birdnet-edge benchmark`` and this module's command."""
+    say: Say = (lambda _line: None) if as_json else print
+    results = run_benchmark(
+        model_dir,
+        runtimes=runtimes,
+        threads=threads,
+        repeats=repeats,
+        batch=batch,
         say=say,
     )
-    saved = remember_best(results, args.model_dir) if results else None
+    saved = remember_best(results, model_dir) if results else None
     if saved is not None:
         say(f"remembered in {saved} for analysis.overlap: auto")
-    throughput = analysis_throughput(args.audio, args.model_dir) if args.audio else None
-    if throughput is not None:
+    throughput = analysis_throughput(audio, model_dir) if audio else None
+    if throughput is not None and audio is not None:
         say(
-            f"analyze {args.audio.name}: {throughput[0]:.0f} s of audio in {throughput[1]:.2f} s "
+            f"analyze {audio.name}: {throughput[0]:.0f} s of audio in {throughput[1]:.2f} s "
             f"= {throughput[0] / throughput[1]:.0f}x real time (decode, windows, model, scoring)"
         )
-    if args.json:
+    if as_json:
         json.dump(
             {
                 "results": [asdict(m) for m in results],

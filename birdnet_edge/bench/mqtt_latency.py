@@ -34,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from birdnet_edge.config import Config, MQTTConfig, StationConfig
+from birdnet_edge.detect.events import EventChange
+from birdnet_edge.detect.sinks import Fanout
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.events import EventChange
-from birdnet_edge.record import Detection, DetectionContext
-from birdnet_edge.sinks import Fanout
-from birdnet_edge.sinks.feed import LogFeed
-from birdnet_edge.sinks.mqtt import Announcer, MQTTPublisher
-from birdnet_edge.sinks.sqlite import SQLiteSink
+from birdnet_edge.log.feed import LogFeed
+from birdnet_edge.log.record import Detection, DetectionContext
+from birdnet_edge.log.writer import LogWriter
+from birdnet_edge.mqtt.messages import Announcer
+from birdnet_edge.mqtt.publisher import MQTTPublisher
 
 STATION = "bench"
 CONTEXT = DetectionContext(STATION, 52.52, 13.40, "BirdNET_GLOBAL_6K_V2.4_Model_FP32", "FP32",
@@ -117,7 +118,7 @@ def measure(host: str, port: int, workdir: Path, count: int, interval: float) ->
     db = workdir / "bench.db"
     feed = LogFeed()  # wired as the daemon wires them
     publisher = MQTTPublisher(cfg, db, feed=feed)
-    sink = SQLiteSink(db, feed=feed)
+    sink = LogWriter(db, feed=feed)
     sinks = Fanout([sink, publisher], Announcer(cfg.mqtt.min_windows))
     sub = _Subscriber(host, port, publisher.topics.detection)
     publisher.start()

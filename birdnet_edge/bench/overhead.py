@@ -43,13 +43,13 @@ from birdnet_edge.config import (
     MQTTConfig,
     RefineConfig,
 )
-from birdnet_edge.listener import MAX_BATCH
-from birdnet_edge.memory import mapped_mb
+from birdnet_edge.daemon.memory import mapped_mb
+from birdnet_edge.daemon.service import Daemon, RunOptions
+from birdnet_edge.detect.listener import MAX_BATCH
 from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import NUM_CLASSES, SAMPLE_RATE, ModelPaths
 from birdnet_edge.model.runtime import FloatArray
 from birdnet_edge.model.variants import active_model
-from birdnet_edge.service import Daemon, RunOptions
 
 BATCH = MAX_BATCH  # the listener's batch size when it is behind (as in a full-speed replay)
 

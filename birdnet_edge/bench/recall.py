@@ -45,7 +45,7 @@ from birdnet_edge.config import (
     RefineConfig,
     StationConfig,
 )
-from birdnet_edge.detector import scan
+from birdnet_edge.detect.detector import scan
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SECONDS
 
 DENSE_OVERLAP = 2.9  # a window every 0.1 s
@@ -102,8 +102,8 @@ def reference_bouts(
     audio: FloatArray, cfg: Config, detector_cache: dict[str, object] | None = None
 ) -> list[Bout]:
     """The species bouts a dense analysis of ``audio`` finds at ``cfg``'s threshold and filters."""
-    from birdnet_edge.build import load_detector
-    from birdnet_edge.detector import Detector
+    from birdnet_edge.detect.detector import Detector
+    from birdnet_edge.detect.stack import load_detector
 
     detector = (detector_cache or {}).get("dense")
     if not isinstance(detector, Detector):
@@ -137,8 +137,8 @@ def recall(bouts: Sequence[Bout], heard: Iterable[Heard]) -> float:
 
 def replay(path: Path, cfg: Config, workdir: Path) -> Run:
     """Replay ``path`` at full speed through the whole daemon; what it logged and what it cost."""
-    from birdnet_edge import store
-    from birdnet_edge.service import Daemon, RunOptions
+    from birdnet_edge.daemon.service import Daemon, RunOptions
+    from birdnet_edge.log import queries as store
 
     db = workdir / f"replay-{time.monotonic_ns()}.db"
     cfg = dataclasses.replace(cfg, database=DatabaseConfig(path=db))

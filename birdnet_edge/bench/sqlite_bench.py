@@ -4,7 +4,7 @@
 
     python -m birdnet_edge.bench.sqlite_bench [--days 365] [--per-day 2000] [--dir DIR]
 
-1. **Live**: events written through :class:`SQLiteSink` as the daemon writes them (one commit
+1. **Live**: events written through :class:`LogWriter` as the daemon writes them (one commit
    per window, each synced to disk: ``synchronous=FULL``). An event that lasts ``w`` windows
    costs ``w + 1`` commits (open, ``w - 1`` updates, close).
 2. **Busy**: the same changes handed over as fast as possible; the writer batches them.
@@ -32,16 +32,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from birdnet_edge.events import EventChange
+from birdnet_edge.detect.events import EventChange
+from birdnet_edge.log.record import Detection, DetectionContext, to_row
+from birdnet_edge.log.retention import prune_step
+from birdnet_edge.log.schema import open_database
+from birdnet_edge.log.writer import _SPECIES, _UPSERT, LogWriter
 from birdnet_edge.model.labels import Label
-from birdnet_edge.record import Detection, DetectionContext, to_row
-from birdnet_edge.sinks.sqlite import (
-    _SPECIES,
-    _UPSERT,
-    SQLiteSink,
-    open_database,
-    prune_step,
-)
 
 CONTEXT = DetectionContext(
     station="garden", latitude=52.52, longitude=13.40,
@@ -108,7 +104,7 @@ def changes_of(e: Detection) -> list[EventChange]:
 
 def live(directory: Path, traffic: Traffic, events: int) -> dict[str, float]:
     """One commit per change, waiting for each like a quiet station's windows would."""
-    sink = SQLiteSink(directory / "live.db")
+    sink = LogWriter(directory / "live.db")
     evs = [traffic.event(dt.date(2025, 5, 1)) for _ in range(events)]
     commits = 0
     written0 = _bytes_written()
@@ -145,7 +141,7 @@ def _bytes_written() -> int:
 
 def busy(directory: Path, traffic: Traffic, events: int) -> dict[str, float]:
     """Every change handed over at once: the writer batches them."""
-    sink = SQLiteSink(directory / "busy.db")
+    sink = LogWriter(directory / "busy.db")
     changes = [c for _ in range(events) for c in changes_of(traffic.event(dt.date(2025, 5, 1)))]
     t0 = time.perf_counter()
     for change in changes:
@@ -201,7 +197,7 @@ def _utc(first: dt.date, days: int) -> dt.datetime:
 
 def _query_times(path: Path, end: dt.date, traffic: Traffic) -> dict[str, float]:
     """Times of the review commands' queries on the full year (read-only, like the CLI)."""
-    from birdnet_edge import store
+    from birdnet_edge.log import queries as store
 
     conn = store.connect(path)
     week = _utc(end, -7)

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from birdnet_edge.daemon.memory import release_mapped_file
 from birdnet_edge.errors import BirdnetEdgeError, ModelError
-from birdnet_edge.memory import release_mapped_file
 from birdnet_edge.model.files import missing_model
 from birdnet_edge.model.tflite_check import check_tflite_file
 

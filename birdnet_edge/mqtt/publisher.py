@@ -1,6 +1,6 @@
 """MQTT publishing with Home Assistant discovery; no detection is lost while the broker is away.
 
-Detections travel through the SQLite outbox (see :mod:`birdnet_edge.sinks.outbox`): the
+Detections travel through the SQLite outbox (see :mod:`birdnet_edge.log.outbox`): the
 :class:`Announcer` stamps each event change with the messages that announce it, the log writes
 them with the change in one transaction and tells its feed, which the publisher follows
 (:meth:`MQTTPublisher.written`). The publisher thread sends pending rows in order with QoS 1 on
@@ -22,10 +22,8 @@ unreachable broker is retried with exponential backoff.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import datetime as dt
 import enum
-import json
 import logging
 import queue
 import select
@@ -34,20 +32,20 @@ import sqlite3
 import ssl
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from birdnet_edge import __version__, record
-from birdnet_edge.config import Config, TLSConfig
-from birdnet_edge.errors import BirdnetEdgeError, ConfigError
-from birdnet_edge.events import Announce, EventChange, OutboxMessage
-from birdnet_edge.record import Detection
-from birdnet_edge.secrets import Secret, mqtt_password
-from birdnet_edge.sinks.feed import HeldMessage, LogFeed
-from birdnet_edge.sinks.ha_discovery import (
-    EVENT_TYPE,
+from birdnet_edge import __version__
+from birdnet_edge.config import Config
+from birdnet_edge.credentials import Secret
+from birdnet_edge.detect.events import EventChange
+from birdnet_edge.errors import BirdnetEdgeError
+from birdnet_edge.log import record
+from birdnet_edge.log.feed import HeldMessage, LogFeed
+from birdnet_edge.log.outbox import Outbox
+from birdnet_edge.log.record import Detection
+from birdnet_edge.mqtt.discovery import (
     OFFLINE,
     ONLINE,
     Device,
@@ -57,7 +55,8 @@ from birdnet_edge.sinks.ha_discovery import (
     status_topic,
     topic_prefix,
 )
-from birdnet_edge.sinks.outbox import Outbox
+from birdnet_edge.mqtt.messages import DayCounts, dumps, state_message
+from birdnet_edge.mqtt.settings import check_settings, refusal_fix, tls_context
 
 if TYPE_CHECKING:  # paho is imported when a publisher is made, not with this module
     from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
@@ -70,17 +69,6 @@ WINDOW = 20  # outbox messages in flight (sent, not yet acknowledged) at once
 POLL_SECONDS = 5.0  # look at the outbox this often even without wake()
 TICK_SECONDS = 1.0  # longest select(): keepalive pings, retries and midnight need no more
 
-# What to fix for a refused CONNACK, by words in the broker's reason.
-_REFUSAL_FIX = (
-    (
-        ("authori", "user name", "password", "bad auth"),
-        "check mqtt.username and the password (mqtt.password_file, "
-        "$BIRDNET_EDGE_MQTT_PASSWORD or the mqtt-password credential)",
-    ),
-    (("identifier", "client id"), "set another mqtt.client_id"),
-    (("protocol",), "set mqtt.protocol to the version the broker speaks"),
-)
-
 
 class Session(enum.Enum):
     """The publisher thread's session with the broker; :meth:`MQTTPublisher._after_callbacks`
@@ -92,126 +80,12 @@ class Session(enum.Enum):
     REFUSED = "refused"  # CONNACK refused: the socket is closing
 
 
-def outbox_messages(d: Detection, announce: Announce) -> tuple[OutboxMessage, ...]:
-    """The messages that announce ``d``: when it becomes a detection, the detection message and
-    Home Assistant's event (both durable, so a detection made while the broker was away still
-    fires its automations, with the detection's own ``start`` to judge its age); when it closes,
-    its final state. (A detection that closes as it becomes one gets both.)"""
-    out: list[OutboxMessage] = []
-    if announce == "detected":
-        message = record.message(dataclasses.replace(d, closed=False))
-        fired = {"event_type": EVENT_TYPE, "species": d.common, **message}
-        out += [("detection", _dumps(message)), ("event", _dumps(fired))]
-    if d.closed:
-        out.append(("detection", _dumps(record.message(d))))
-    return tuple(out)
-
-
-class Announcer:
-    """Decides what each event change announces over MQTT, and stamps it with its messages.
-
-    An event becomes a detection when it reaches ``mqtt.min_windows`` windows; from then on it
-    grows and finally closes. Runs on the pipeline thread, before the sinks: the log writes the
-    messages with the change (see :mod:`birdnet_edge.sinks.sqlite`), the publisher counts it.
-    """
-
-    def __init__(self, min_windows: int, announced: set[str] | None = None) -> None:
-        self.min_windows = min_windows
-        #: Open events already announced as detections (a config reload hands the set on to
-        #: the next announcer, so an event in progress is not announced twice).
-        self.announced = announced if announced is not None else set()
-
-    def __call__(self, change: EventChange) -> EventChange:
-        d = change.detection
-        announce: Announce
-        if d.id in self.announced:
-            announce = "final" if d.closed else "grew"
-        elif d.windows >= self.min_windows:
-            announce = "detected"
-            self.announced.add(d.id)
-        else:
-            return change
-        if d.closed:
-            self.announced.discard(d.id)
-        return dataclasses.replace(change, announce=announce, messages=outbox_messages(d, announce))
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-def _refusal_fix(reason: str) -> str:
-    low = reason.lower()
-    for words, fix in _REFUSAL_FIX:
-        if any(w in low for w in words):
-            return fix
-    return "check the broker's log and its settings for this client"
-
-
-def check_settings(cfg: Config) -> Secret | None:
-    """Everything the publisher refuses in ``cfg.mqtt``, checked without connecting (``run``
-    and ``check-config`` alike); returns the password."""
-    m = cfg.mqtt
-    Topics.for_station(cfg.station.name, m.topic_prefix)
-    topic_prefix(m.discovery.prefix, "mqtt.discovery.prefix")
-    if m.tls.enabled:
-        _tls_context(m.tls)
-    password = mqtt_password(m)
-    if password is not None and not m.username:
-        raise ConfigError(
-            f"mqtt.username: a password is configured ({password.source}) but no user "
-            "name: set mqtt.username"
-        )
-    return password
-
-
-def _tls_context(tls: TLSConfig) -> ssl.SSLContext:
-    """A client context that verifies the broker (against ``ca_file`` or the system CAs)."""
-    try:
-        ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"mqtt.tls.ca_file: cannot load {tls.ca_file}: {exc}: give a PEM CA certificate"
-        ) from None
-    if tls.certfile is not None:
-        try:
-            ctx.load_cert_chain(str(tls.certfile), str(tls.keyfile) if tls.keyfile else None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"mqtt.tls.certfile: cannot load {tls.certfile} (key {tls.keyfile}): {exc}: "
-                "give a PEM certificate and its key"
-            ) from None
-    elif tls.keyfile is not None:
-        raise ConfigError("mqtt.tls.keyfile: set only together with mqtt.tls.certfile")
-    return ctx
-
-
-class DayCounts:
-    """Detections counted per species for one local date."""
-
-    def __init__(self, date: dt.date) -> None:
-        self.date = date
-        self.species: Counter[str] = Counter()
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "date": self.date.isoformat(),
-            "total": sum(self.species.values()),
-            "species": dict(self.species.most_common()),
-        }
-
-
-def state_message(last: dict[str, Any] | None, today: DayCounts) -> dict[str, Any]:
-    """The retained ``<prefix>/state``: the last detection (or null) and today's counts."""
-    return {"last": last, "today": today.as_json()}
-
-
 class MQTTPublisher:
     """Publishes detections from the outbox, the retained state, and Home Assistant discovery.
 
-    ``payload`` is the SQLite sink's ``outbox_payload`` and ``wake`` its ``on_outbox``;
-    ``handle``/``close`` make it a :class:`~birdnet_edge.sinks.Sink`. ``retry_*`` (seconds) are
-    the reconnect backoff for an unreachable broker and the delay after a refusal.
+    It follows the log's feed (``written``/``unstored``: see :mod:`birdnet_edge.log.feed`);
+    ``handle``/``close`` make it a :class:`~birdnet_edge.detect.sinks.Sink`. ``retry_*``
+    (seconds) are the reconnect backoff for an unreachable broker and the delay after a refusal.
     """
 
     def __init__(
@@ -361,7 +235,7 @@ class MQTTPublisher:
         if m.username:
             client.username_pw_set(m.username, password.value if password else None)
         if m.tls.enabled:
-            client.tls_set_context(_tls_context(m.tls))
+            client.tls_set_context(tls_context(m.tls))
             client.tls_insecure_set(m.tls.insecure)
         client.max_inflight_messages_set(WINDOW)
         client.on_connect = self._on_connect
@@ -546,7 +420,7 @@ class MQTTPublisher:
                 was, self._session, announce = self._session, Session.DOWN, False
                 if was is Session.REFUSED:
                     refusal = self._refusal
-                    self._failed(f"refused: {refusal}", _refusal_fix(refusal), slow=True)
+                    self._failed(f"refused: {refusal}", refusal_fix(refusal), slow=True)
                 elif not self._stop.is_set():
                     self._failed(f"disconnected: {detail}", "", slow=False)
         if announce:  # connected, and not lost again in the same breath
@@ -575,7 +449,7 @@ class MQTTPublisher:
 
     def _publish_discovery(self) -> None:
         for msg in discovery_messages(self.topics, self.device, self.discovery_prefix):
-            self._client.publish(msg.topic, _dumps(msg.payload), qos=1, retain=True)
+            self._client.publish(msg.topic, dumps(msg.payload), qos=1, retain=True)
 
     def _work(self) -> None:
         """Connected: discovery, state, then the outbox."""
@@ -589,7 +463,7 @@ class MQTTPublisher:
         if self._state_dirty:
             self._state_dirty = False
             state = state_message(self._last, self._day)
-            self._client.publish(self.topics.state, _dumps(state), qos=1, retain=True)
+            self._client.publish(self.topics.state, dumps(state), qos=1, retain=True)
         self._send_outbox()
 
     def _take_acks(self) -> None:
@@ -681,7 +555,7 @@ class MQTTPublisher:
 
     def _restore_today(self) -> None:
         """Today's counts and the last detection from the database, after a restart."""
-        from birdnet_edge import store
+        from birdnet_edge.log import queries as store
 
         midnight = dt.datetime.combine(self._day.date, dt.time(), tzinfo=None).astimezone()
         try:

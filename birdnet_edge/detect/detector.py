@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
-from birdnet_edge.filters import BoolArray, FloatArray, window_hits
+from birdnet_edge.detect.filters import BoolArray, FloatArray, window_hits
 from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import WINDOW_SAMPLES
 from birdnet_edge.model.labels import Label
 from birdnet_edge.model.scoring import confidences
 
 if TYPE_CHECKING:
-    from birdnet_edge.refine import Refinement
+    from birdnet_edge.detect.refine import Refinement
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ def scan(
     """Score every window of a finite stream of 48 kHz mono chunks, in order.
 
     With ``refinement`` the windows between grid windows are scored where a species comes near
-    the threshold, and the windows to report come out (see :mod:`birdnet_edge.refine`).
+    the threshold, and the windows to report come out (see :mod:`birdnet_edge.detect.refine`).
     """
-    from birdnet_edge.refine import Refiner  # refine builds on this module
+    from birdnet_edge.detect.refine import Refiner  # refine builds on this module
 
     # Room for a batch, the window being written, and the hop that refinement reads back.
     ring = RingBuffer(WINDOW_SAMPLES * (batch_size + 3))

@@ -9,12 +9,12 @@ against the model's labels where the model is installed.
 from __future__ import annotations
 
 from birdnet_edge.config import Config
+from birdnet_edge.credentials import exposed_password_file
+from birdnet_edge.detect.filters import excluded
 from birdnet_edge.errors import ConfigError
-from birdnet_edge.filters import excluded
 from birdnet_edge.model.birdnet import load_labels
 from birdnet_edge.model.files import ModelPaths
 from birdnet_edge.model.labels import read_species_list
-from birdnet_edge.secrets import exposed_password_file
 
 
 def preflight(cfg: Config) -> list[str]:
@@ -22,7 +22,7 @@ def preflight(cfg: Config) -> list[str]:
     returns warnings (things that work but should not be so)."""
     warnings = []
     if cfg.mqtt.enabled:
-        from birdnet_edge.sinks.mqtt import check_settings  # paho: only when MQTT is on
+        from birdnet_edge.mqtt.settings import check_settings  # paho: only when MQTT is on
 
         check_settings(cfg)
         exposed = exposed_password_file(cfg.mqtt)

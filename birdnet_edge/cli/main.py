@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from birdnet_edge import __version__
+from birdnet_edge.cli.stderr_logging import setup_logging
 from birdnet_edge.config import Config, ModelConfig, StationConfig, check_value, load_config
-from birdnet_edge.errors import BirdnetEdgeError, ModelError
-from birdnet_edge.logs import setup_logging
+from birdnet_edge.errors import BirdnetEdgeError
 
 _LOGGER = logging.getLogger("birdnet_edge")
 
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze_parser(sub)
     _add_model_parser(sub)
     _add_daemon_parsers(sub)
-    from birdnet_edge import review  # light: sqlite3, csv and json only
+    from birdnet_edge.cli import review  # light: sqlite3, csv and json only
 
     review.register(sub)
     return parser
@@ -253,7 +253,7 @@ def _config_with(args: argparse.Namespace) -> Config:
 
 def _analyze_overlap(args: argparse.Namespace, cfg: Config) -> float:
     """--overlap; else the config's (``auto``: this board's); else BirdNET-Analyzer's 0."""
-    from birdnet_edge.board import resolve_overlap
+    from birdnet_edge.detect.board import resolve_overlap
     from birdnet_edge.model.files import ModelPaths
 
     if args.overlap is not None:
@@ -264,12 +264,12 @@ def _analyze_overlap(args: argparse.Namespace, cfg: Config) -> float:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from birdnet_edge.analyze import analyze_file, write_csv, write_raven
     from birdnet_edge.audio.decode import check_audio_file
-    from birdnet_edge.build import load_detector
+    from birdnet_edge.cli.analyze import analyze_file, write_csv, write_raven
     from birdnet_edge.config import build
+    from birdnet_edge.detect.refine import refinement_of
+    from birdnet_edge.detect.stack import load_detector
     from birdnet_edge.paths import check_output, written_whole
-    from birdnet_edge.refine import refinement_of
 
     cfg = _config_with(args)
     # Without a config, BirdNET-Analyzer's own grid: windows every 3 s.
@@ -352,39 +352,18 @@ def cmd_model_install(args: argparse.Namespace) -> int:
     for locale in args.locale:
         install_locale(directory, locale)
     if args.optimize and not args.source:
-        _install_optimized(directory, cfg, force=args.force)
+        from birdnet_edge.model.optimize.command import ensure_optimized
+
+        ensure_optimized(
+            directory, cfg.model.runtime, force=args.force, threshold=cfg.analysis.min_confidence,
+            sensitivity=cfg.analysis.sensitivity, threads=cfg.model.threads,
+        )  # fmt: skip
     return 0
-
-
-def _install_optimized(directory: Path, cfg: Config, *, force: bool) -> None:
-    """Derive the optimised variant unless an accepted one is already there."""
-    from birdnet_edge.model.optimize import optimize_model
-    from birdnet_edge.model.variants import OPTIMIZED_MODEL, optimized_problem
-
-    if not force and optimized_problem(directory) is None:
-        print(f"{OPTIMIZED_MODEL} already derived and accepted")
-        return
-    try:
-        optimize_model(
-            directory,
-            cfg.model.runtime,
-            say=print,
-            threshold=cfg.analysis.min_confidence,
-            sensitivity=cfg.analysis.sensitivity,
-            threads=cfg.model.threads,
-        )
-    except ModelError as exc:  # e.g. no flatbuffer schema with tflite-runtime: not fatal
-        print(f"optimised variant not made, the original stays in use: {exc}")
-    except OSError as exc:  # e.g. the disk filled up while writing it: not fatal either
-        print(
-            f"optimised variant not made, the original stays in use: {exc.strerror}: free some "
-            "space and run `birdnet-edge model optimize`"
-        )
 
 
 def cmd_model_optimize(args: argparse.Namespace) -> int:
     from birdnet_edge.model.files import ModelPaths
-    from birdnet_edge.model.optimize import optimize_model
+    from birdnet_edge.model.optimize.command import optimize_model
 
     cfg = _config_with(args)
     result = optimize_model(
@@ -400,23 +379,16 @@ def cmd_model_optimize(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from birdnet_edge.bench.model_bench import main as bench_main
+    from birdnet_edge.bench.model_bench import report
 
     cfg = load_config(args.config)
     model_dir = args.model_dir or cfg.model.dir
-    return bench_main(
-        [
-            *(["--model-dir", str(model_dir)] if model_dir else []),
-            *(["--json"] if args.json else []),
-            *(["--audio", str(args.audio)] if args.audio else []),
-            *(["--repeats", str(args.repeats)] if args.repeats else []),
-        ]
-    )
+    return report(model_dir, audio=args.audio, as_json=args.json, repeats=args.repeats or 15)
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
     from birdnet_edge.model.files import META_MODEL
-    from birdnet_edge.model.inspect import summarize
+    from birdnet_edge.model.graph_info import summarize
     from birdnet_edge.model.install import verified
     from birdnet_edge.model.probe import choose_runtime
     from birdnet_edge.model.runtime import available_runtimes
@@ -523,8 +495,8 @@ def _run_config_path(args: argparse.Namespace) -> Path | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from birdnet_edge.audio.decode import check_audio_file
-    from birdnet_edge.preflight import preflight
-    from birdnet_edge.service import RunOptions, run_daemon
+    from birdnet_edge.daemon.preflight import preflight
+    from birdnet_edge.daemon.service import RunOptions, run_daemon
 
     args.config = _run_config_path(args)
     cfg = _config_with(args)
@@ -558,9 +530,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from birdnet_edge.board import overlap_warning
+    from birdnet_edge.daemon.preflight import preflight
+    from birdnet_edge.detect.board import overlap_warning
     from birdnet_edge.model.files import ModelPaths
-    from birdnet_edge.preflight import preflight
 
     cfg = load_config(args.file)
     warnings = preflight(cfg)  # what `run` would refuse, and what it would warn about

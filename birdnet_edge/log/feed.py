@@ -19,7 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from birdnet_edge.record import Detection
+from birdnet_edge.log.record import Detection
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from birdnet_edge import store
 from birdnet_edge.errors import BirdnetEdgeError
+from birdnet_edge.log import queries as store
+from birdnet_edge.log.queries import Filters, SpeciesSummary
+from birdnet_edge.log.record import EXPORT_FIELDS, Detection, export, iso
 from birdnet_edge.paths import written_whole
-from birdnet_edge.record import EXPORT_FIELDS, Detection, export, iso
-from birdnet_edge.store import Filters, SpeciesSummary
 
 # Where the systemd unit keeps the database (StateDirectory=birdnet-edge); used when the user's
 # own default location has none, so `birdnet-edge log` works for a login user too.
@@ -248,8 +248,8 @@ def db_path(args: argparse.Namespace) -> Path:
     """``--db``, else ``database.path`` of the config (``-c``, or the default config file when
     it exists, as ``run`` does), else the default location."""
     from birdnet_edge.config import load_config
+    from birdnet_edge.log.schema import default_db_path
     from birdnet_edge.paths import default_config_path
-    from birdnet_edge.sinks.sqlite import default_db_path
 
     if args.db is not None:
         return Path(args.db)
@@ -276,7 +276,7 @@ def _exists(path: Path) -> bool:
 
 
 def filters(args: argparse.Namespace, now: dt.datetime | None = None) -> Filters:
-    from birdnet_edge.timeparse import parse_when
+    from birdnet_edge.cli.times import parse_when
 
     now = now or dt.datetime.now(dt.timezone.utc)
     since = parse_when(args.since, now=now, utc=args.utc) if args.since else None

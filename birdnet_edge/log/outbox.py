@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-_LOGGER = logging.getLogger(__name__)
+from birdnet_edge.log.schema import BUSY_TIMEOUT_MS
 
-BUSY_TIMEOUT_MS = 5000
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

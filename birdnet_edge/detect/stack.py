@@ -7,9 +7,9 @@ import logging
 from collections.abc import Sequence
 
 from birdnet_edge.config import Config
-from birdnet_edge.detector import Detector, Thresholds
+from birdnet_edge.detect.detector import Detector, Thresholds
+from birdnet_edge.detect.filters import BoolArray, allowed_mask, excluded, week_of_year
 from birdnet_edge.errors import ModelError
-from birdnet_edge.filters import BoolArray, allowed_mask, excluded, week_of_year
 from birdnet_edge.model.birdnet import Classifier, RangeModel, load_labels
 from birdnet_edge.model.files import ModelPaths
 from birdnet_edge.model.labels import Label, read_species_list

@@ -3,7 +3,7 @@
 An event for a species opens with the first window that detects it, grows while the species
 keeps being detected in windows that start within ``gap_seconds`` of the end of its last
 detected window, and closes after that (or after ``max_seconds``). Every change is reported as
-an immutable :class:`EventChange` holding the event's :class:`~birdnet_edge.record.Detection`
+an immutable :class:`EventChange` holding the event's :class:`~birdnet_edge.log.record.Detection`
 record as it stands, so sinks running in other threads can keep it.
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from birdnet_edge.log.record import Detection, DetectionContext
 from birdnet_edge.model.labels import Label
-from birdnet_edge.record import Detection, DetectionContext
 
 ChangeKind = Literal["opened", "updated", "closed"]
 

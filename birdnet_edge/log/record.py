@@ -2,7 +2,7 @@
 
 Defined once. The database row, the MQTT message, the CSV and JSON Lines export and the console
 line are all derived here, so adding a field is a change in this module plus a schema migration
-(``birdnet_edge.sinks.sqlite.MIGRATIONS``) that adds its column.
+(``birdnet_edge.log.writer.MIGRATIONS``) that adds its column.
 
 Times are aware datetimes in UTC; ``utc_offset`` is the station's offset from UTC when the event
 started, so a log read elsewhere (or after a change of time zone) still shows station time.

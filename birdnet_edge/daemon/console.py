@@ -6,12 +6,12 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from birdnet_edge.record import Detection, console_line
-from birdnet_edge.sinks.feed import HeldMessage
+from birdnet_edge.log.feed import HeldMessage
+from birdnet_edge.log.record import Detection, console_line
 
 
 class Console:
-    """Follows the detection log (:class:`~birdnet_edge.sinks.feed.LogFeed`) and prints each
+    """Follows the detection log (:class:`~birdnet_edge.log.feed.LogFeed`) and prints each
     event it wrote when the event opened (local time, common and scientific name, confidence):
     a SIGKILL never loses an event the console showed."""
 

@@ -23,24 +23,26 @@ import numpy as np
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.sources import FileSource, MicrophoneSource, Source
 from birdnet_edge.audio.windows import make_batch
-from birdnet_edge.board import resolve_overlap
-from birdnet_edge.build import load_detector, thresholds
 from birdnet_edge.config import Config, load_config
-from birdnet_edge.detector import Detector, ScoredWindow
+from birdnet_edge.daemon.console import Console
+from birdnet_edge.daemon.memory import trim_heap
+from birdnet_edge.daemon.sd_notify import Notifier
+from birdnet_edge.detect.board import resolve_overlap
+from birdnet_edge.detect.detector import Detector, ScoredWindow
+from birdnet_edge.detect.events import EventChange, EventTracker
+from birdnet_edge.detect.filters import week_of_year
+from birdnet_edge.detect.listener import Listener
+from birdnet_edge.detect.refine import refinement_of
+from birdnet_edge.detect.sinks import Fanout
+from birdnet_edge.detect.stack import load_detector, thresholds
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.events import EventChange, EventTracker
-from birdnet_edge.filters import week_of_year
-from birdnet_edge.listener import Listener
-from birdnet_edge.memory import trim_heap
+from birdnet_edge.log.feed import LogFeed
+from birdnet_edge.log.record import DetectionContext
+from birdnet_edge.log.schema import default_db_path
+from birdnet_edge.log.writer import LogWriter
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES, ModelPaths
-from birdnet_edge.notify import Notifier
-from birdnet_edge.record import DetectionContext
-from birdnet_edge.refine import refinement_of
-from birdnet_edge.sinks import Fanout
-from birdnet_edge.sinks.console import Console
-from birdnet_edge.sinks.feed import LogFeed
-from birdnet_edge.sinks.mqtt import Announcer, MQTTPublisher
-from birdnet_edge.sinks.sqlite import SQLiteSink, default_db_path
+from birdnet_edge.mqtt.messages import Announcer
+from birdnet_edge.mqtt.publisher import MQTTPublisher
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ class Daemon:
         if options.console:
             self.feed.follow(Console())
         self.mqtt = self._publisher(cfg)
-        self.sqlite = SQLiteSink(
+        self.sqlite = LogWriter(
             self.db_path,
             feed=self.feed,
             retention_days=cfg.database.retention_days,

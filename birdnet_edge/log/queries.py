@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.record import COLUMNS, Detection, from_row, parse_utc, utc_text
-from birdnet_edge.sinks.sqlite import BUSY_TIMEOUT_MS, SCHEMA_VERSION
+from birdnet_edge.log.record import COLUMNS, Detection, from_row, parse_utc, utc_text
+from birdnet_edge.log.schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION
 
 _COLUMNS = "rowid, " + ", ".join(COLUMNS)
 

@@ -1,11 +1,12 @@
 """Where detection events go: the SQLite log, the MQTT publisher, the daemon's day count.
 
-The pipeline thread hands every :class:`~birdnet_edge.events.EventChange` to one :class:`Fanout`,
-which stamps it with what it announces over MQTT (when MQTT is on) and passes it to each sink in
-order. ``handle`` must return quickly (a sink that does I/O queues the change for its own
-thread); ``close`` flushes and stops within ``timeout`` seconds. No sink calls another: what
+The pipeline thread hands every :class:`~birdnet_edge.detect.events.EventChange` to one
+:class:`Fanout`, which stamps it with what it announces over MQTT (when MQTT is on) and passes it
+to each sink in order. ``handle`` must return quickly (a sink that does I/O queues the change
+for its own thread); ``close`` flushes and stops within ``timeout`` seconds. No sink calls
+another: what
 depends on a change being on disk (the console line, the MQTT outbox) follows the log's
-:class:`~birdnet_edge.sinks.feed.LogFeed` instead.
+:class:`~birdnet_edge.log.feed.LogFeed` instead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from birdnet_edge.events import EventChange
+from birdnet_edge.detect.events import EventChange
 
 
 class Sink(Protocol):

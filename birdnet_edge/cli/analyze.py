@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TextIO
 
 from birdnet_edge.audio.decode import file_duration, iter_audio
-from birdnet_edge.detector import Detector, scan
+from birdnet_edge.detect.detector import Detector, scan
+from birdnet_edge.detect.refine import Refinement
 from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
 from birdnet_edge.model.labels import Label
-from birdnet_edge.refine import Refinement
 
 CSV_HEADER = ("Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File")
 RAVEN_HEADER = (
@@ -52,7 +52,7 @@ def analyze_file(
     progress: bool = False,
 ) -> Iterator[Row]:
     """Every label at or above the threshold in every window of ``path``, in file order
-    (with ``refinement``: in every window reported, see :mod:`birdnet_edge.refine`)."""
+    (with ``refinement``: in every window reported, see :mod:`birdnet_edge.detect.refine`)."""
     duration = file_duration(path) if progress else 0.0
     for scored in scan(iter_audio(path), detector, overlap, refinement=refinement):
         start = scored.span.start / SAMPLE_RATE

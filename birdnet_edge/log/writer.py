@@ -10,18 +10,17 @@ When the disk is full or the file system is read-only, the writer keeps the late
 pending event in memory (bounded), logs one error line a minute naming the problem and the fix,
 retries, and catches up when it can write again; the pipeline never waits for it.
 
-Schema changes are numbered migrations recorded in ``PRAGMA user_version``; a copy of the file is
-made before an existing database is migrated. The ``outbox`` table holds the MQTT messages a
+The file and its schema are :mod:`birdnet_edge.log.schema`'s, pruning is
+:mod:`birdnet_edge.log.retention`'s. The ``outbox`` table holds the MQTT messages a
 change carries (:attr:`EventChange.messages`), written in the same transaction as the change; the
 MQTT publisher reads and deletes them. The writer tells what it wrote to its
-:class:`~birdnet_edge.sinks.feed.LogFeed` (the console and the publisher follow it).
+:class:`~birdnet_edge.log.feed.LogFeed` (the console and the publisher follow it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -29,73 +28,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.events import EventChange
-from birdnet_edge.paths import default_state_dir
-from birdnet_edge.record import (
+from birdnet_edge.detect.events import EventChange
+from birdnet_edge.log.feed import LogFeed
+from birdnet_edge.log.record import (
     COLUMNS,
     UPDATED_COLUMNS,
     Detection,
     to_row,
     utc_text,
 )
-from birdnet_edge.sinks.feed import LogFeed
+from birdnet_edge.log.retention import Pruned, prune_step
+from birdnet_edge.log.schema import open_database
+from birdnet_edge.log.storage import describe_storage_error, unusable_at_start
 
 _LOGGER = logging.getLogger(__name__)
-
-DB_NAME = "detections.db"
-BUSY_TIMEOUT_MS = 5000
-PRUNE_BATCH = 500  # rows deleted per retention step
-VACUUM_PAGES = 256  # pages returned to the file system per retention step (1 MiB at 4 KiB)
-
-# Each migration takes the schema from version N-1 to N (its position in the list, 1-based).
-# Never edit a released migration: append a new one.
-MIGRATIONS: tuple[str, ...] = (
-    # 1: detection events
-    """
-    CREATE TABLE detections (
-        id TEXT NOT NULL UNIQUE,          -- event UUID, stable across updates
-        start_utc TEXT NOT NULL,          -- 'YYYY-MM-DDTHH:MM:SS.mmmZ', start of the first window
-        end_utc TEXT NOT NULL,            -- end of the last window with a hit
-        utc_offset_min INTEGER NOT NULL,  -- the station's UTC offset at start_utc, in minutes
-        scientific TEXT NOT NULL,
-        common TEXT NOT NULL,
-        confidence REAL NOT NULL,         -- highest window confidence
-        windows INTEGER NOT NULL,         -- windows with a hit
-        closed INTEGER NOT NULL DEFAULT 0,
-        station TEXT NOT NULL,
-        latitude REAL,
-        longitude REAL,
-        model TEXT NOT NULL,
-        precision TEXT NOT NULL,
-        sensitivity REAL NOT NULL,
-        overlap REAL NOT NULL,
-        min_confidence REAL NOT NULL
-    );
-    CREATE INDEX detections_start ON detections (start_utc);
-    CREATE INDEX detections_species ON detections (scientific, start_utc);
-    -- every name pair ever stored: resolves `--species` substrings without a table scan
-    CREATE TABLE species (
-        scientific TEXT NOT NULL,
-        common TEXT NOT NULL,
-        PRIMARY KEY (scientific, common)
-    ) WITHOUT ROWID;
-    """,
-    # 2: MQTT outbox, filled in the same transaction as the event write
-    """
-    CREATE TABLE outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        created_utc TEXT NOT NULL
-    );
-    """,
-    # 3: outbox rows name their topic: the detection message, or Home Assistant's event
-    """
-    ALTER TABLE outbox ADD COLUMN topic TEXT NOT NULL DEFAULT 'detection';
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 _UPSERT = (
     f"INSERT INTO detections ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
@@ -108,232 +54,6 @@ _SPECIES = "INSERT OR IGNORE INTO species (scientific, common) VALUES (?, ?)"
 Row = tuple[object, ...]
 
 
-def default_db_path() -> Path:
-    """``$STATE_DIRECTORY/detections.db`` under systemd, else ``$XDG_STATE_HOME/birdnet-edge``."""
-    return default_state_dir() / DB_NAME
-
-
-def open_database(path: Path, *, check_same_thread: bool = False) -> sqlite3.Connection:
-    """Open (creating if needed) the detection database for writing, migrated to the current schema.
-
-    The connection is in autocommit mode (transactions are explicit), WAL, ``synchronous=FULL``,
-    with a busy timeout. Raises :class:`BirdnetEdgeError` for a file that is not a birdnet-edge
-    database or is newer than this version; ``sqlite3.Error``/``OSError`` for storage problems.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-        check_same_thread=check_same_thread,
-    )  # fmt: skip
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        version = _user_version(conn)
-        if version == 0 and _has_tables(conn):
-            _not_ours(path)
-        if version == 0:
-            # Only possible before the first table exists: lets retention give space back.
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA journal_size_limit = 1048576")  # truncate the WAL after checkpoints
-        migrate(conn, path)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        if _error_name(exc) == "SQLITE_NOTADB":
-            raise BirdnetEdgeError(
-                f"{path} is not a SQLite database: move it away or set database.path elsewhere"
-            ) from None
-        raise
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Apply the migrations past the file's ``user_version``, copying an existing file first."""
-    version = _user_version(conn)
-    if version > SCHEMA_VERSION:
-        raise BirdnetEdgeError(
-            f"{path} has schema version {version}, newer than this birdnet-edge supports "
-            f"({SCHEMA_VERSION}): upgrade birdnet-edge or set database.path to another file"
-        )
-    if version == SCHEMA_VERSION:
-        return
-    if version > 0:
-        backup = backup_path(path, version)
-        _LOGGER.info(
-            "upgrading %s from schema %d to %d; copy kept at %s",
-            path, version, SCHEMA_VERSION, backup,
-        )  # fmt: skip
-        target = sqlite3.connect(backup)
-        try:
-            conn.backup(target)
-        finally:
-            target.close()
-    for number in range(version + 1, SCHEMA_VERSION + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(MIGRATIONS[number - 1]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-
-def backup_path(path: Path, version: int) -> Path:
-    """A name for the copy of ``path`` made before migrating it from ``version``; never reused."""
-    candidate = path.with_name(f"{path.name}.v{version}.bak")
-    n = 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.name}.v{version}.{n}.bak")
-    return candidate
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (``executescript`` would commit on its own)."""
-    out: list[str] = []
-    current = ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            out.append(current.strip())
-            current = ""
-    if current.strip():
-        raise ValueError(f"incomplete SQL statement in migration: {current.strip()[:60]}")
-    return out
-
-
-def _not_ours(path: Path) -> None:
-    raise BirdnetEdgeError(
-        f"{path} is not a birdnet-edge database: set database.path to a new file"
-    )
-
-
-def _user_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
-def _has_tables(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
-
-
-def _error_name(exc: BaseException) -> str:
-    """SQLite's error name (``SQLITE_FULL``...); Python 3.10 lacks the attribute: use the text."""
-    name = getattr(exc, "sqlite_errorname", None)
-    if isinstance(name, str):
-        return name
-    text = str(exc).lower()
-    for needle, guess in (
-        ("disk is full", "SQLITE_FULL"),
-        ("readonly", "SQLITE_READONLY"),
-        ("read-only", "SQLITE_READONLY"),
-        ("not a database", "SQLITE_NOTADB"),
-        ("locked", "SQLITE_BUSY"),
-        ("unable to open", "SQLITE_CANTOPEN"),
-        ("disk i/o error", "SQLITE_IOERR"),
-    ):
-        if needle in text:
-            return guess
-    return "SQLITE_ERROR"
-
-
-DISK_FULL = (
-    "the disk is full: free space on that file system, or set database.retention_days or "
-    "database.max_size_mb"
-)
-
-
-def describe_storage_error(exc: BaseException, path: Path | None = None) -> str:
-    """What went wrong writing the database at ``path``, and what the user can do about it."""
-    if path is not None and _no_space(path):
-        return DISK_FULL  # SQLite may say only "disk I/O error" when it cannot grow a file
-    if path is not None and _read_only_fs(path):
-        return (
-            "the file system holding it is mounted read-only (after a storage error, see dmesg): "
-            "check it with fsck and mount it read-write again"
-        )
-    if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}: check that the directory exists and is writable"
-    name = _error_name(exc)
-    if name.startswith("SQLITE_FULL"):
-        return DISK_FULL
-    if name.startswith("SQLITE_READONLY"):
-        return (
-            "the database is read-only: make the file, its directory and the file system "
-            "writable for this user (check mount options and ownership)"
-        )
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return "the database is locked by another program: stop it (only birdnet-edge writes)"
-    if name.startswith("SQLITE_IOERR"):
-        return (
-            f"disk I/O error ({name}): the storage failed or its file system turned read-only "
-            "after an error: check dmesg, fsck the file system and mount it read-write again"
-        )
-    if name.startswith("SQLITE_CANTOPEN"):
-        return "it cannot be opened: check that its directory exists and is writable"
-    return (
-        f"{exc} ({name}): check the storage device (dmesg) and that the file system is "
-        "writable and not full"
-    )
-
-
-def _no_space(path: Path) -> bool:
-    """Whether the file system holding ``path`` has no free block left for this user."""
-    for directory in path.parents:
-        try:
-            return os.statvfs(directory).f_bavail == 0
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return False
-    return False
-
-
-def unusable_at_start(exc: BaseException, path: Path) -> BirdnetEdgeError | None:
-    """The one-line error to refuse to start with, when the database at ``path`` cannot be used
-    and waiting will not help; None for a read-only file system, which the writer waits out
-    (it is remounted read-write after a storage error is repaired)."""
-    if path.is_dir():
-        return BirdnetEdgeError(
-            f"database.path {path} is a folder, not a database file: set database.path to a "
-            f"file name, e.g. {path / 'detections.db'}"
-        )
-    if _no_space(path):
-        return BirdnetEdgeError(f"cannot open the detection database {path}: {DISK_FULL}")
-    if _read_only_fs(path):
-        return None
-    name = _error_name(exc)
-    if isinstance(exc, PermissionError) or name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
-        return BirdnetEdgeError(
-            f"cannot open the detection database {path}: permission denied: make the file and "
-            "its folder readable and writable for this user (or set database.path elsewhere)"
-        )
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-        return BirdnetEdgeError(
-            f"the detection database {path} is damaged ({exc}): move it away to start a new "
-            f"one, or try `sqlite3 {path} .recover`"
-        )
-    return BirdnetEdgeError(
-        f"cannot open the detection database {path}: {describe_storage_error(exc, path)}"
-    )
-
-
-def _read_only_fs(path: Path) -> bool:
-    """Whether the nearest existing directory of ``path`` is on a read-only mount."""
-    for directory in path.parents:
-        try:
-            return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return False
-    return False
-
-
 @dataclass
 class _Pending:
     """The latest state of one event not yet written, and the outbox messages due for it."""
@@ -344,7 +64,7 @@ class _Pending:
     opened: bool = False  # the event opened since the last commit (not yet reported onward)
 
 
-class SQLiteSink:
+class LogWriter:
     """Writes every event change to the detection database from one writer thread."""
 
     def __init__(
@@ -362,7 +82,7 @@ class SQLiteSink:
     ) -> None:
         """Open (or create and migrate) ``path`` and start the writer thread.
 
-        ``feed``: told what was written (see :mod:`birdnet_edge.sinks.feed`).
+        ``feed``: told what was written (see :mod:`birdnet_edge.log.feed`).
         ``retention_days``/``max_size_mb``: prune the oldest events past these limits (0 = off).
         ``retry_seconds``: wait between write attempts while storage fails; ``error_interval``:
         at most one error line per this many seconds; ``prune_interval``: how often to check the
@@ -659,78 +379,3 @@ class SQLiteSink:
             )
             self._pruned_messages = 0
         self._next_prune = now + (0.05 if pruned.more else self.prune_interval)
-
-
-def used_bytes(conn: sqlite3.Connection) -> int:
-    """Bytes of the database in use (its pages minus the free ones)."""
-    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
-    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-    size = int(conn.execute("PRAGMA page_size").fetchone()[0])
-    return (pages - free) * size
-
-
-@dataclass(frozen=True)
-class Pruned:
-    """What one retention step deleted."""
-
-    events: int = 0
-    messages: int = 0  # MQTT outbox rows the broker had not acknowledged
-    more: bool = False  # there is more to do: call again soon
-
-
-def prune_step(
-    conn: sqlite3.Connection,
-    retention_days: int,
-    max_size_mb: int,
-    *,
-    now: dt.datetime | None = None,
-) -> Pruned:
-    """Delete at most :data:`PRUNE_BATCH` of the oldest events or undelivered MQTT messages
-    past the limits, and give up to :data:`VACUUM_PAGES` free pages back to the file system.
-    Short, so the writer is never held up for long.
-
-    The outbox counts against the limits like the log: while the broker is away it grows by a
-    message per detection, and pruning only events would empty the log and still leave the
-    file over its size. Over the size limit, whichever of the two holds the older entry loses
-    a batch of its oldest."""
-    events = messages = 0
-    if retention_days > 0:
-        now = now or dt.datetime.now(dt.timezone.utc)
-        cutoff = utc_text(now - dt.timedelta(days=retention_days))
-        events = conn.execute(
-            "DELETE FROM detections WHERE rowid IN (SELECT rowid FROM detections "
-            "WHERE start_utc < ? ORDER BY start_utc LIMIT ?)",
-            (cutoff, PRUNE_BATCH),
-        ).rowcount
-        messages = conn.execute(
-            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
-            "WHERE created_utc < ? ORDER BY seq LIMIT ?)",
-            (cutoff, PRUNE_BATCH),
-        ).rowcount
-    if not (events or messages) and max_size_mb > 0 and used_bytes(conn) > max_size_mb << 20:
-        oldest_event = conn.execute("SELECT min(start_utc) FROM detections").fetchone()[0]
-        oldest_message = conn.execute(
-            "SELECT created_utc FROM outbox ORDER BY seq LIMIT 1"
-        ).fetchone()
-        if oldest_message is not None and (
-            oldest_event is None or oldest_message[0] < oldest_event
-        ):
-            messages = conn.execute(
-                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
-                (PRUNE_BATCH,),
-            ).rowcount
-        else:
-            events = conn.execute(
-                "DELETE FROM detections WHERE rowid IN (SELECT rowid FROM detections "
-                "ORDER BY start_utc LIMIT ?)",
-                (PRUNE_BATCH,),
-            ).rowcount
-    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-    vacuum = int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2
-    if free and vacuum:
-        # executescript steps the pragma to the end; execute would free a single page.
-        conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
-    if events or messages:
-        _LOGGER.debug("retention: deleted %d old events, %d old MQTT messages", events, messages)
-    more = events > 0 or messages > 0 or (vacuum and free > VACUUM_PAGES)
-    return Pruned(events, messages, more)

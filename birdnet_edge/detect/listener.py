@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 from birdnet_edge.audio.sources import Source
 from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
-from birdnet_edge.board import max_grid_overlap
-from birdnet_edge.detector import Detector, ScoredWindow
-from birdnet_edge.events import EventChange, EventTracker
+from birdnet_edge.detect.board import max_grid_overlap
+from birdnet_edge.detect.detector import Detector, ScoredWindow
+from birdnet_edge.detect.events import EventChange, EventTracker
+from birdnet_edge.detect.refine import Refinement, Refiner
+from birdnet_edge.detect.sinks import Sink
 from birdnet_edge.model.files import SAMPLE_RATE
-from birdnet_edge.refine import Refinement, Refiner
-from birdnet_edge.sinks import Sink
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Listener:
         self.source = source
         self.detector = detector
         self.tracker = tracker
-        #: Where changes go (a :class:`~birdnet_edge.sinks.Fanout` in the daemon); replaced
+        #: Where changes go (a :class:`~birdnet_edge.detect.sinks.Fanout` in the daemon); replaced
         #: whole on a config reload.
         self.sink = sink
         self.windower = Windower(source.ring, overlap)

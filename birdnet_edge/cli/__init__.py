@@ -1,0 +1,1 @@
+"""The ``birdnet-edge`` command line: one module per command."""

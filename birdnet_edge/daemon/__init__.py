@@ -1,0 +1,1 @@
+"""The running service: wiring, supervision, reloads, systemd notification."""

@@ -1,0 +1,1 @@
+"""MQTT: the messages, Home Assistant discovery and the publisher."""
