@@ -199,8 +199,8 @@ class _Capture:
     """A real MicrophoneSource on the test's PulseAudio device, polled like the pipeline does."""
 
     def __init__(self, pulse: PulseServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        from birdnet_edge.audio.microphone import MicrophoneSource
         from birdnet_edge.audio.ring import RingBuffer
-        from birdnet_edge.audio.sources import MicrophoneSource
 
         for key in ("XDG_RUNTIME_DIR", "PULSE_SOURCE", "HOME"):
             monkeypatch.setenv(key, pulse.env[key])
@@ -256,9 +256,9 @@ def test_a_replugged_microphone_is_back_within_a_second_and_said_missing_once(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from birdnet_edge.audio.sources import MicState
+    from birdnet_edge.audio.microphone import MicState
 
-    caplog.set_level(logging.DEBUG, logger="birdnet_edge.audio.sources")
+    caplog.set_level(logging.DEBUG, logger="birdnet_edge.audio")
     capture = _Capture(pulse, monkeypatch)
     source = capture.source
 

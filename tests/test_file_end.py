@@ -11,8 +11,8 @@ import pytest
 import soundfile
 
 from birdnet_edge.audio.decode import iter_audio
+from birdnet_edge.audio.replay import FileSource
 from birdnet_edge.audio.ring import RingBuffer
-from birdnet_edge.audio.sources import FileSource
 from birdnet_edge.cli.analyze import window_end
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.detect.events import EventTracker

@@ -17,8 +17,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from birdnet_edge.audio.format import WINDOW_SAMPLES
 from birdnet_edge.model.birdnet import Classifier
-from birdnet_edge.model.files import NUM_CLASSES, WINDOW_SAMPLES
+from birdnet_edge.model.files import NUM_CLASSES
 from birdnet_edge.model.graph_info import summarize
 from birdnet_edge.model.runtime import TFLiteModel, available_runtimes
 

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from birdnet_edge.audio.clock import SampleClock
 from birdnet_edge.audio.decode import iter_audio
+from birdnet_edge.audio.replay import FileSource
 from birdnet_edge.audio.ring import RingBuffer
-from birdnet_edge.audio.sources import FileSource, SampleClock, SourceStats
+from birdnet_edge.audio.source import SourceStats
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.detect.detector import Detector, Thresholds, scan
 from birdnet_edge.detect.events import EventChange, EventTracker

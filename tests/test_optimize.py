@@ -9,10 +9,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from birdnet_edge.audio.format import WINDOW_SAMPLES
 from birdnet_edge.config import ModelConfig
 from birdnet_edge.errors import ModelError
 from birdnet_edge.model import probe
-from birdnet_edge.model.files import AUDIO_MODEL, NUM_CLASSES, PINNED_SHA256, WINDOW_SAMPLES
+from birdnet_edge.model.files import AUDIO_MODEL, NUM_CLASSES, PINNED_SHA256
 from birdnet_edge.model.graph_info import summarize
 from birdnet_edge.model.install import sha256_of
 from birdnet_edge.model.optimize import command, folding, framing

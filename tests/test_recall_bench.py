@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from birdnet_edge.audio.format import SAMPLE_RATE
 from birdnet_edge.bench.recall import Bout, Heard, main, no_bird_sounds, parse_modes, recall
-from birdnet_edge.model.files import SAMPLE_RATE
 
 
 def test_recall_counts_bouts_overlapped_by_an_event_of_the_same_species() -> None:

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from birdnet_edge.audio.decode import iter_audio
+from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.audio.replay import FileSource
 from birdnet_edge.audio.ring import FloatArray, RingBuffer
-from birdnet_edge.audio.sources import FileSource
 from birdnet_edge.audio.windows import WindowSpan
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.detect.detector import Detector, ScoredWindow, scan
@@ -20,7 +21,6 @@ from birdnet_edge.detect.listener import Listener
 from birdnet_edge.detect.refine import Refinement, best_per_label, extra_starts
 from birdnet_edge.detect.stack import load_detector
 from birdnet_edge.log.record import DetectionContext
-from birdnet_edge.model.files import SAMPLE_RATE
 from tests.conftest import run_cli
 from tests.listsink import ListSink
 

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
+from birdnet_edge.audio.microphone import MicrophoneSource, MicState
 from birdnet_edge.audio.ring import RingBuffer
-from birdnet_edge.audio.sources import MicrophoneSource, MicState
 
 RATE = 44_100
 

@@ -10,12 +10,14 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from birdnet_edge.config import AnalysisConfig, Config, DatabaseConfig, ModelConfig
 from birdnet_edge.daemon.sd_notify import Notifier
 from birdnet_edge.daemon.service import Daemon, RunOptions
+from birdnet_edge.detect.detector import WindowClassifier
+from birdnet_edge.detect.stack import load_detector
+from birdnet_edge.model.runtime import FloatArray, TFLiteModel
 from tests.broker import Broker, subscriber
 from tests.test_notify import NotifyListener
 from tests.waiting import wait_until
@@ -35,6 +37,24 @@ def _messages(listener: NotifyListener, seconds: float) -> list[tuple[float, str
     return got
 
 
+class _Hanging:
+    """The model, whose invoke() hangs while ``hang`` is set, until ``release`` is."""
+
+    def __init__(
+        self, inner: WindowClassifier, hang: threading.Event, release: threading.Event
+    ) -> None:
+        self.inner, self.hang, self.release = inner, hang, release
+
+    @property
+    def model(self) -> TFLiteModel:
+        return self.inner.model
+
+    def logits(self, windows: FloatArray) -> FloatArray:
+        if self.hang.is_set():
+            self.release.wait(30)  # a hung invoke()
+        return self.inner.logits(windows)
+
+
 def test_ready_then_watchdog_and_silence_when_the_loop_hangs(
     soundscape: Path, model_dir: Path, tmp_path: Path
 ) -> None:
@@ -45,17 +65,11 @@ def test_ready_then_watchdog_and_silence_when_the_loop_hangs(
         analysis=AnalysisConfig(min_confidence=0.5),
         database=DatabaseConfig(path=tmp_path / "detections.db"),
     )
-    daemon = Daemon(cfg, RunOptions(input_file=soundscape, console=False), notifier)
     hang = threading.Event()
     release = threading.Event()
-    real_logits = daemon.detector.classifier.logits
-
-    def logits(windows: np.ndarray) -> np.ndarray:
-        if hang.is_set():
-            release.wait(30)  # a hung invoke()
-        return real_logits(windows)
-
-    daemon.detector.classifier.logits = logits  # type: ignore[method-assign]
+    detector = load_detector(cfg)
+    detector.classifier = _Hanging(detector.classifier, hang, release)
+    daemon = Daemon(cfg, RunOptions(input_file=soundscape, console=False), notifier, detector)
     thread = threading.Thread(target=daemon.run)
     thread.start()
     try:

@@ -4,37 +4,17 @@ ring has room (both woken by data or the consumer, not by a fast tick)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import soundfile
 
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES
+from birdnet_edge.audio.replay import FileSource
 from birdnet_edge.audio.ring import RingBuffer
-from birdnet_edge.audio.sources import FileSource, SampleClock, SourceStats
-from birdnet_edge.detect.listener import ARRIVAL_MARGIN, MAX_WAIT, POLL_SECONDS, Listener
-from birdnet_edge.detect.sinks import Fanout
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
+from birdnet_edge.detect.listener import ARRIVAL_MARGIN, MAX_WAIT, POLL_SECONDS, wait_seconds
 from tests.waiting import wait_until
-
-
-@dataclass
-class _Ring:
-    """Just enough of a source for the listener's arithmetic."""
-
-    ring: RingBuffer
-    block_seconds: float | None
-    last_block: float = 0.0
-    clock: SampleClock = field(default_factory=SampleClock)
-    stats: SourceStats = field(default_factory=SourceStats)
-
-
-def _listener(block: float | None) -> tuple[Listener, RingBuffer]:
-    ring = RingBuffer(WINDOW_SAMPLES * 4)
-    source: Any = _Ring(ring, block)
-    return Listener(source, detector=None, tracker=None, sink=Fanout([])), ring  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -51,21 +31,17 @@ def _listener(block: float | None) -> tuple[Listener, RingBuffer]:
 def test_a_realtime_source_is_looked_at_when_the_block_completing_a_window_is_due(
     block: float, have_seconds: float, expected: float
 ) -> None:
-    listener, ring = _listener(block)
-    ring.write(np.zeros(round(have_seconds * SAMPLE_RATE), dtype=np.float32))
-    listener.source.last_block = time.monotonic()  # type: ignore[misc]
-    assert listener._wait_seconds() == pytest.approx(expected, abs=0.005)
+    need = WINDOW_SAMPLES - round(have_seconds * SAMPLE_RATE)
+    assert wait_seconds(need, block, last_block=100.0, now=100.0) == pytest.approx(expected)
 
 
 def test_before_the_first_block_the_wait_assumes_the_ring_is_a_block_behind() -> None:
-    listener, ring = _listener(0.1)
-    ring.write(np.zeros(round(2.5 * SAMPLE_RATE), dtype=np.float32))
-    assert listener._wait_seconds() == pytest.approx(0.4)
+    need = WINDOW_SAMPLES - round(2.5 * SAMPLE_RATE)
+    assert wait_seconds(need, 0.1, last_block=0.0, now=100.0) == pytest.approx(0.4)
 
 
 def test_a_full_speed_replay_is_looked_at_every_step() -> None:
-    listener, _ = _listener(block=None)
-    assert listener._wait_seconds() == POLL_SECONDS
+    assert wait_seconds(WINDOW_SAMPLES, None, last_block=0.0, now=100.0) == POLL_SECONDS
 
 
 def test_a_full_speed_replay_waits_for_room_never_overwrites_and_stops(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.windows import Windower, hop_samples, make_batch
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
 
 
 def _cut(total: int, overlap: float, chunk: int = 50_000) -> list[tuple[int, int, np.ndarray]]:

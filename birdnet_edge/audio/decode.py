@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from birdnet_edge.audio.format import SAMPLE_RATE
 from birdnet_edge.errors import AudioError
-from birdnet_edge.model.files import SAMPLE_RATE
 
 FloatArray = npt.NDArray[np.float32]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES
 from birdnet_edge.audio.ring import FloatArray, RingBuffer
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
 
 MIN_TAIL_SAMPLES = SAMPLE_RATE  # a last window with less than 1 s of audio is dropped
 

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SECONDS
+from birdnet_edge.audio.microphone import MicrophoneSource
 from birdnet_edge.audio.ring import RingBuffer
-from birdnet_edge.audio.sources import MicrophoneSource
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SECONDS
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 SINK = "bench"

@@ -19,20 +19,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from birdnet_edge.bench.broker import private_broker
 from birdnet_edge.config import Config, MQTTConfig, StationConfig
 from birdnet_edge.detect.events import EventChange
 from birdnet_edge.detect.sinks import Fanout
@@ -46,36 +41,6 @@ from birdnet_edge.mqtt.publisher import MQTTPublisher
 STATION = "bench"
 CONTEXT = DetectionContext(STATION, 52.52, 13.40, "BirdNET_GLOBAL_6K_V2.4_Model_FP32", "FP32",
                            1.0, 0.0, 0.7)  # fmt: skip
-
-
-@contextmanager
-def private_broker(workdir: Path) -> Iterator[tuple[str, int]]:
-    """A throw-away Mosquitto on a free loopback port."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).is_file():
-        raise BirdnetEdgeError("mosquitto is not installed: apt install mosquitto, or give --host")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    conf = workdir / "mosquitto.conf"
-    # as root, mosquitto would switch to its own user, which may not read the config
-    user = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{user}")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise BirdnetEdgeError("mosquitto did not start") from None
-                time.sleep(0.05)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 class _Subscriber:
@@ -167,7 +132,8 @@ def main() -> None:
         if args.host:
             result = measure(args.host, args.port, workdir, args.count, args.interval)
         else:
-            with private_broker(Path(tmp)) as (host, port):
+            with private_broker() as port:
+                host = "127.0.0.1"
                 result = measure(host, port, workdir, args.count, args.interval)
     if args.json:
         print(json.dumps(result, indent=2))

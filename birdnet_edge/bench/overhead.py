@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -32,9 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from birdnet_edge.audio.decode import iter_audio
+from birdnet_edge.audio.format import SAMPLE_RATE
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.windows import Windower, make_batch
 from birdnet_edge.bench import rss_mb
+from birdnet_edge.bench.broker import mosquitto, private_broker
 from birdnet_edge.config import (
     AnalysisConfig,
     Config,
@@ -45,10 +46,12 @@ from birdnet_edge.config import (
 )
 from birdnet_edge.daemon.memory import mapped_mb
 from birdnet_edge.daemon.service import Daemon, RunOptions
+from birdnet_edge.detect.detector import WindowClassifier
 from birdnet_edge.detect.listener import MAX_BATCH
+from birdnet_edge.detect.stack import load_detector
 from birdnet_edge.model.birdnet import Classifier
-from birdnet_edge.model.files import NUM_CLASSES, SAMPLE_RATE, ModelPaths
-from birdnet_edge.model.runtime import FloatArray
+from birdnet_edge.model.files import NUM_CLASSES, ModelPaths
+from birdnet_edge.model.runtime import FloatArray, TFLiteModel
 from birdnet_edge.model.variants import active_model
 
 BATCH = MAX_BATCH  # the listener's batch size when it is behind (as in a full-speed replay)
@@ -56,24 +59,12 @@ BATCH = MAX_BATCH  # the listener's batch size when it is behind (as in a full-s
 
 @contextmanager
 def local_broker() -> Iterator[int | None]:
-    """A throw-away mosquitto on a free loopback port, or None when it is not installed."""
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(exe).is_file():
+    """A private Mosquitto's port, or None when it is not installed (the run goes without)."""
+    if mosquitto() is None:
         yield None
         return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    with tempfile.TemporaryDirectory() as tmp:
-        conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-        proc = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
-        try:
-            yield port
-        finally:
-            proc.terminate()
-            proc.wait(5)
+    with private_broker() as port:
+        yield port
 
 
 def bare_invoke_cpu(audio: Path, model: Path, threads: int, repeat: int) -> tuple[float, int]:
@@ -93,6 +84,33 @@ def bare_invoke_cpu(audio: Path, model: Path, threads: int, repeat: int) -> tupl
         for b in batches:
             classifier.logits(b)
     return time.process_time() - cpu, sum(len(b) for b in batches) * repeat
+
+
+class _TimedClassifier:
+    """The model with its calls timed (the calling thread's CPU time: all of invoke() at 1
+    thread; with more, the model's worker threads are the unnamed ones, counted as ``other``);
+    with ``constant``, constant logits instead of invoke() (one detection per window)."""
+
+    def __init__(self, inner: WindowClassifier, run: DaemonRun, *, constant: bool) -> None:
+        self.inner = inner
+        self.run = run
+        self.constant: FloatArray | None = None
+        if constant:
+            self.constant = np.full((BATCH, NUM_CLASSES), -5.0, dtype=np.float32)
+            self.constant[:, 100] = 3.0
+
+    @property
+    def model(self) -> TFLiteModel:
+        return self.inner.model
+
+    def logits(self, windows: FloatArray) -> FloatArray:
+        start = time.thread_time()
+        try:
+            if self.constant is not None:
+                return typing.cast(FloatArray, self.constant[: len(windows)].copy())
+            return self.inner.logits(windows)
+        finally:
+            self.run.model_cpu += time.thread_time() - start
 
 
 def thread_cpu() -> dict[int, float]:
@@ -153,28 +171,11 @@ def daemon_run(  # noqa: PLR0917 - a benchmark's knobs
         database=DatabaseConfig(path=db),
         mqtt=MQTTConfig(enabled=port is not None, host="127.0.0.1", port=port or 1883),
     )
-    daemon = Daemon(cfg, RunOptions(input_file=audio, fast=True, console=False, repeat=repeat))
-    if without_model:
-        logits = np.full((BATCH, NUM_CLASSES), -5.0, dtype=np.float32)
-        logits[:, 100] = 3.0
-
-        def constant(windows: FloatArray) -> FloatArray:
-            return typing.cast(FloatArray, logits[: len(windows)].copy())
-
-        daemon.detector.classifier.logits = constant  # type: ignore[method-assign]
     run = DaemonRun()
-    model_call = daemon.detector.classifier.logits
-
-    def timed(windows: FloatArray) -> FloatArray:
-        # The calling thread's CPU time in the model: all of invoke() at 1 thread; with more,
-        # the model's worker threads are the unnamed ones, counted as ``other``.
-        start = time.thread_time()
-        try:
-            return model_call(windows)
-        finally:
-            run.model_cpu += time.thread_time() - start
-
-    daemon.detector.classifier.logits = timed  # type: ignore[method-assign]
+    detector = load_detector(cfg)
+    detector.classifier = _TimedClassifier(detector.classifier, run, constant=without_model)
+    options = RunOptions(input_file=audio, fast=True, console=False, repeat=repeat)
+    daemon = Daemon(cfg, options, detector=detector)
     mine = {threading.get_native_id()}
     before = {tid: cpu for tid, cpu in thread_cpu().items() if tid not in mine}
     last: dict[int, float] = {}

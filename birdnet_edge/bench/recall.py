@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from birdnet_edge.audio.decode import iter_audio
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SECONDS
 from birdnet_edge.audio.ring import FloatArray
 from birdnet_edge.config import (
     AnalysisConfig,
@@ -46,7 +47,6 @@ from birdnet_edge.config import (
     StationConfig,
 )
 from birdnet_edge.detect.detector import scan
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SECONDS
 
 DENSE_OVERLAP = 2.9  # a window every 0.1 s
 BOUT_SECONDS = 10.0

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from birdnet_edge.audio.decode import iter_audio
-from birdnet_edge.model.files import SAMPLE_RATE
+from birdnet_edge.audio.format import SAMPLE_RATE
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PERIOD_US = 100_000

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TextIO
 
 from birdnet_edge.audio.decode import file_duration, iter_audio
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
 from birdnet_edge.detect.detector import Detector, scan
 from birdnet_edge.detect.refine import Refinement
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
 from birdnet_edge.model.labels import Label
 
 CSV_HEADER = ("Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File")

@@ -518,7 +518,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from birdnet_edge.audio.sources import list_input_devices
+    from birdnet_edge.audio.devices import list_input_devices
 
     cfg = load_config(_run_config_path(args))  # the config `run` would use
     lines = list_input_devices(cfg.audio.device)

@@ -20,8 +20,11 @@ from types import FrameType
 
 import numpy as np
 
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES
+from birdnet_edge.audio.microphone import MicrophoneSource
+from birdnet_edge.audio.replay import FileSource
 from birdnet_edge.audio.ring import RingBuffer
-from birdnet_edge.audio.sources import FileSource, MicrophoneSource, Source
+from birdnet_edge.audio.source import Source
 from birdnet_edge.audio.windows import make_batch
 from birdnet_edge.config import Config, load_config
 from birdnet_edge.daemon.console import Console
@@ -40,7 +43,7 @@ from birdnet_edge.log.feed import LogFeed
 from birdnet_edge.log.record import DetectionContext
 from birdnet_edge.log.schema import default_db_path
 from birdnet_edge.log.writer import LogWriter
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES, ModelPaths
+from birdnet_edge.model.files import ModelPaths
 from birdnet_edge.mqtt.messages import Announcer
 from birdnet_edge.mqtt.publisher import MQTTPublisher
 
@@ -84,7 +87,15 @@ def detection_context(cfg: Config, detector: Detector, overlap: float) -> Detect
 class Daemon:
     """One running listener."""
 
-    def __init__(self, cfg: Config, options: RunOptions, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        options: RunOptions,
+        notifier: Notifier | None = None,
+        detector: Detector | None = None,
+    ) -> None:
+        """Wire a daemon for ``cfg``; ``detector`` (default: loaded from ``cfg``) is how tests and
+        benchmarks run it with a stand-in for the model."""
         self.cfg = cfg
         self.options = options
         self.notifier = notifier or Notifier(None)
@@ -111,7 +122,7 @@ class Daemon:
             max_size_mb=cfg.database.max_size_mb,
         )
         self.notifier.status("loading the model")
-        self.detector = load_detector(cfg)
+        self.detector = detector or load_detector(cfg)
         # The first invoke() packs the weights (hundreds of ms): pay it now, not on a bird.
         self.detector.classifier.logits(make_batch(1))
         released = self.detector.classifier.model.release_file_pages()

@@ -18,8 +18,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from birdnet_edge.audio.format import WINDOW_SECONDS
 from birdnet_edge.config import AnalysisConfig
-from birdnet_edge.model.files import WINDOW_SECONDS
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from birdnet_edge.audio.format import WINDOW_SAMPLES
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
 from birdnet_edge.detect.filters import BoolArray, FloatArray, window_hits
-from birdnet_edge.model.birdnet import Classifier
-from birdnet_edge.model.files import WINDOW_SAMPLES
 from birdnet_edge.model.labels import Label
+from birdnet_edge.model.runtime import TFLiteModel
 from birdnet_edge.model.scoring import confidences
 
 if TYPE_CHECKING:
@@ -41,11 +41,21 @@ class ScoredWindow:
     hits: list[tuple[int, float]]
 
 
+class WindowClassifier(Protocol):
+    """What the detector needs of a model (:class:`~birdnet_edge.model.birdnet.Classifier`, or
+    a stand-in that wraps one): logits for a batch of windows, and the model file it runs."""
+
+    @property
+    def model(self) -> TFLiteModel: ...
+
+    def logits(self, windows: FloatArray) -> FloatArray: ...
+
+
 class Detector:
     """Runs the classifier on batches of windows and applies scoring and filters."""
 
     def __init__(
-        self, classifier: Classifier, labels: Sequence[Label], thresholds: Thresholds
+        self, classifier: WindowClassifier, labels: Sequence[Label], thresholds: Thresholds
     ) -> None:
         self.classifier = classifier
         self.labels = labels

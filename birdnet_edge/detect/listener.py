@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from birdnet_edge.audio.sources import Source
+from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.audio.source import Source
 from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
 from birdnet_edge.detect.board import max_grid_overlap
 from birdnet_edge.detect.detector import Detector, ScoredWindow
 from birdnet_edge.detect.events import EventChange, EventTracker
 from birdnet_edge.detect.refine import Refinement, Refiner
 from birdnet_edge.detect.sinks import Sink
-from birdnet_edge.model.files import SAMPLE_RATE
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -153,17 +153,12 @@ class Listener:
 
     def _wait_seconds(self) -> float:
         """How long to sleep before looking at the ring again (see POLL_SECONDS)."""
-        block = self.source.block_seconds
-        if block is None:
-            return POLL_SECONDS
-        need = self.windower.samples_until_ready()
-        last = self.source.last_block
-        if need == 0 or last <= 0.0:  # complete, or no audio yet: the ring trails by a block
-            due = need / SAMPLE_RATE - block
-        else:
-            blocks = -(-need // max(1, round(block * SAMPLE_RATE)))  # ceil
-            due = last + blocks * block + ARRIVAL_MARGIN - time.monotonic()
-        return min(MAX_WAIT, max(POLL_SECONDS, due))
+        return wait_seconds(
+            self.windower.samples_until_ready(),
+            self.source.block_seconds,
+            self.source.last_block,
+            time.monotonic(),
+        )
 
     def _process(self, spans: list[WindowSpan]) -> None:
         began = time.monotonic()
@@ -247,6 +242,21 @@ class Listener:
             f"{max_grid_overlap(per_window):g} or less keeps up (or raise "
             "analysis.refine.candidate, use a faster model, or set analysis.overlap: auto)"
         )
+
+
+def wait_seconds(need: int, block: float | None, last_block: float, now: float) -> float:
+    """How long the loop sleeps when ``need`` more samples complete the next window, audio
+    arrives in blocks of ``block`` seconds (None: as fast as it can be read) and the latest
+    block arrived at ``last_block`` (``time.monotonic()``; 0.0 before the first). See
+    :data:`POLL_SECONDS`."""
+    if block is None:
+        return POLL_SECONDS
+    if need == 0 or last_block <= 0.0:  # complete, or no audio yet: the ring trails by a block
+        due = need / SAMPLE_RATE - block
+    else:
+        blocks = -(-need // max(1, round(block * SAMPLE_RATE)))  # ceil
+        due = last_block + blocks * block + ARRIVAL_MARGIN - now
+    return min(MAX_WAIT, max(POLL_SECONDS, due))
 
 
 def _utc(timestamp: float) -> dt.datetime:

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES
 from birdnet_edge.audio.ring import FloatArray
 from birdnet_edge.audio.windows import Windower, WindowSpan
 from birdnet_edge.config import RefineConfig
 from birdnet_edge.detect.detector import Detector, ScoredWindow
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from birdnet_edge.audio.format import WINDOW_SAMPLES
 from birdnet_edge.errors import ModelError
-from birdnet_edge.model.files import NUM_CLASSES, WINDOW_SAMPLES, ModelPaths, missing_model
+from birdnet_edge.model.files import NUM_CLASSES, ModelPaths, missing_model
 from birdnet_edge.model.labels import Label, read_labels, translate
 from birdnet_edge.model.runtime import FloatArray, TFLiteModel
 

@@ -7,9 +7,6 @@ from pathlib import Path
 
 from birdnet_edge.paths import default_model_dir
 
-SAMPLE_RATE = 48_000
-WINDOW_SECONDS = 3.0
-WINDOW_SAMPLES = 144_000
 NUM_CLASSES = 6522
 
 AUDIO_MODEL = "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"

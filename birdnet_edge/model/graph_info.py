@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from birdnet_edge.model.files import SAMPLE_RATE
+from birdnet_edge.audio.format import SAMPLE_RATE
 from birdnet_edge.model.install import sha256_of
 from birdnet_edge.model.runtime import TFLiteModel
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from birdnet_edge.audio.format import WINDOW_SAMPLES
 from birdnet_edge.errors import ModelError
 from birdnet_edge.model.files import (
     AUDIO_MODEL,
@@ -30,7 +31,6 @@ from birdnet_edge.model.files import (
     META_MODEL,
     NUM_CLASSES,
     PINNED_SHA256,
-    WINDOW_SAMPLES,
     Wheel,
     locale_labels,
 )

@@ -14,10 +14,7 @@ from typing import Any
 
 from birdnet_edge.errors import ModelError
 from birdnet_edge.model.birdnet import Classifier
-from birdnet_edge.model.files import (
-    AUDIO_MODEL,
-    PINNED_SHA256,
-)
+from birdnet_edge.model.files import AUDIO_MODEL, PINNED_SHA256
 from birdnet_edge.model.install import sha256_of
 from birdnet_edge.model.optimize.equivalence import (
     MAX_DELTA_P,

@@ -12,12 +12,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES
 from birdnet_edge.model.birdnet import Classifier
-from birdnet_edge.model.files import (
-    NUM_CLASSES,
-    SAMPLE_RATE,
-    WINDOW_SAMPLES,
-)
+from birdnet_edge.model.files import NUM_CLASSES
 from birdnet_edge.model.runtime import FloatArray, TFLiteModel
 from birdnet_edge.model.scoring import confidences
 

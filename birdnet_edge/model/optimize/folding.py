@@ -10,9 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from birdnet_edge.model.files import (
-    WINDOW_SAMPLES,
-)
+from birdnet_edge.audio.format import WINDOW_SAMPLES
 from birdnet_edge.model.optimize.framing import Framing, folded_kernel, probe_framing
 from birdnet_edge.model.optimize.graph import (
     RewriteError,

@@ -12,9 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from birdnet_edge.model.files import (
-    WINDOW_SAMPLES,
-)
+from birdnet_edge.audio.format import WINDOW_SAMPLES
 from birdnet_edge.model.optimize.graph import RewriteError, _Branch
 from birdnet_edge.model.runtime import RUNTIME_MODULES, resolve_runtime
 

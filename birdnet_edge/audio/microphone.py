@@ -1,101 +1,25 @@
-"""Where live audio comes from: a microphone (PortAudio) or a recording replayed as if live.
-
-A source fills a :class:`RingBuffer` with 48 kHz mono float32 samples and knows the wall-clock
-time of every sample number through a :class:`SampleClock`. The pipeline thread calls
-:meth:`Source.poll` between windows; that is where a source does its housekeeping (reopening a
-stalled or lost microphone, resampling), never in the audio callback.
+"""The microphone: a PortAudio input stream whose callback only copies into the ring, and the
+state machine around it (opening, streaming, lost, missing) that runs on the pipeline thread.
 """
 
 from __future__ import annotations
 
-import bisect
-import contextlib
 import enum
-import itertools
 import logging
-import os
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from birdnet_edge.audio.decode import iter_audio
-from birdnet_edge.audio.ring import FloatArray, RingBuffer
+from birdnet_edge.audio.clock import SampleClock
+from birdnet_edge.audio.devices import find_input_device, one_line, portaudio, sound_devices
+from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.audio.ring import RingBuffer
+from birdnet_edge.audio.source import SourceStats
 from birdnet_edge.errors import AudioError
-from birdnet_edge.model.files import SAMPLE_RATE, WINDOW_SAMPLES
 
 _LOGGER = logging.getLogger(__name__)
 
-
-class SampleClock:
-    """Maps sample numbers to wall-clock time through anchors set when audio (re)starts."""
-
-    def __init__(self) -> None:
-        self._samples: list[int] = []
-        self._times: list[float] = []
-
-    def anchor(self, sample: int, wall_time: float) -> None:
-        """Sample ``sample`` was captured at ``wall_time`` (seconds since the epoch)."""
-        if self._samples and sample <= self._samples[-1]:
-            self._samples[-1], self._times[-1] = sample, wall_time
-            return
-        self._samples.append(sample)
-        self._times.append(wall_time)
-        if len(self._samples) > 64:  # old anchors are never asked for again
-            del self._samples[:32], self._times[:32]
-
-    def time_of(self, sample: int) -> float:
-        """Wall-clock time of ``sample``, from the latest anchor at or before it."""
-        i = max(0, bisect.bisect_right(self._samples, sample) - 1)
-        return self._times[i] + (sample - self._samples[i]) / SAMPLE_RATE
-
-
-@dataclass
-class SourceStats:
-    """Counters a source keeps for the logs and the benchmark."""
-
-    overflows: int = 0  # PortAudio input overflow/underflow flags (audio lost before the ring)
-    reopens: int = 0  # times the stream was (re)opened after a loss
-
-
-class Source(Protocol):
-    """What the pipeline needs from an audio source."""
-
-    ring: RingBuffer
-    clock: SampleClock
-    stats: SourceStats
-
-    @property
-    def block_seconds(self) -> float | None:
-        """Audio arrives in blocks this long (a sound card's); None when it arrives as fast as
-        it can be read (a file replayed at full speed)."""
-
-    @property
-    def last_block(self) -> float:
-        """``time.monotonic()`` when the latest block arrived; 0.0 before the first."""
-
-    def start(self) -> None:
-        """Begin delivering audio (may keep retrying in the background)."""
-
-    def poll(self) -> bool:
-        """Housekeeping between windows; returns True once a finite source has ended."""
-
-    @property
-    def running(self) -> bool:
-        """Audio is flowing now."""
-
-    def gap(self) -> int | None:
-        """If audio restarted after a gap since the last call: the first new sample number."""
-
-    def stop(self) -> None:
-        """Stop delivering audio."""
-
-
-REPLAY_BLOCK = SAMPLE_RATE // 10  # samples per write of a real-time replay, like a sound card
 
 #: Frames per PortAudio block, as seconds. Every block costs a wake-up of the capture thread
 #: and a call into Python: 6-8 ms of CPU per 3 s window with the PulseAudio device here, as
@@ -103,104 +27,6 @@ REPLAY_BLOCK = SAMPLE_RATE // 10  # samples per write of a real-time replay, lik
 #: ALSA plugin the tests then heard garbled audio now and then, so blocks stay short until
 #: that is understood on real hardware.
 BLOCK_SECONDS = 0.1
-
-
-class FileSource:
-    """Replays a recording through the live path, paced at real time or as fast as possible.
-
-    ``fast`` replay never drops audio: the reader thread waits while the ring is full of
-    samples the pipeline still needs. Sample 0 is stamped with ``start_time``.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        ring: RingBuffer,
-        *,
-        fast: bool = False,
-        start_time: float | None = None,
-        repeat: int = 1,
-    ) -> None:
-        """``repeat`` plays the file that many times back to back (soak tests)."""
-        self.path = path
-        self.repeat = repeat
-        self.ring = ring
-        self.fast = fast
-        self.block_seconds: float | None = None if fast else REPLAY_BLOCK / SAMPLE_RATE
-        self.last_block = 0.0
-        self.clock = SampleClock()
-        self.stats = SourceStats()
-        self.start_time = time.time() if start_time is None else start_time
-        self.error: AudioError | None = None
-        self._done = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="replay", daemon=True)
-        self._chunks: Iterator[FloatArray] = iter_audio(path, block_seconds=1.0)
-        # Open the file now, so a missing or unreadable file fails at start, not later.
-        self._first: FloatArray | None = next(self._chunks, None)
-
-    @property
-    def running(self) -> bool:
-        return not self._done.is_set()
-
-    def start(self) -> None:
-        self.clock.anchor(0, self.start_time)
-        self._thread.start()
-
-    def _run(self) -> None:
-        t0 = time.monotonic()
-        # Real time comes in a sound card's 0.1 s blocks; full speed in the decoder's 1 s, as
-        # long as a window and a block fit in the ring.
-        block = min(SAMPLE_RATE, self.ring.capacity - WINDOW_SAMPLES) if self.fast else REPLAY_BLOCK
-        try:
-            first = [] if self._first is None else [self._first]
-            replays = (iter_audio(self.path, block_seconds=1.0) for _ in range(self.repeat - 1))
-            chunks = itertools.chain(first, self._chunks, itertools.chain.from_iterable(replays))
-            for chunk in chunks:
-                for i in range(0, len(chunk), block):
-                    piece = chunk[i : i + block]
-                    if not self._wait_for_room(len(piece)):
-                        return
-                    if not self.fast:
-                        due = t0 + (self.ring.written + len(piece)) / SAMPLE_RATE
-                        if self._stop.wait(max(0.0, due - time.monotonic())):
-                            return
-                    self.ring.write(piece)
-                    self.last_block = time.monotonic()
-        except AudioError as exc:
-            decoded = self.ring.written > 0
-            self.error = AudioError(f"{exc}; the audio before it was analysed") if decoded else exc
-        finally:
-            self._done.set()
-
-    def _wait_for_room(self, samples: int) -> bool:
-        """Wait until ``samples`` fit in the ring; False when stopped meanwhile.
-
-        Backpressure without polling: the pipeline sets ``room_freed`` when it frees room.
-        """
-        ring = self.ring
-        while ring.room() < samples:
-            ring.room_freed.clear()
-            if ring.room() >= samples:  # freed between the check and the clear
-                break
-            if self._stop.is_set():
-                return False
-            ring.room_freed.wait(1.0)
-        return not self._stop.is_set()
-
-    def poll(self) -> bool:
-        # A decode error ends the replay like the file's end: the audio decoded before it is
-        # still scored, and the daemon reports the error once it has been (see ``error``).
-        return self._done.is_set()
-
-    def gap(self) -> int | None:
-        return None
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.ring.room_freed.set()  # wake a reader waiting for room
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
 
 
 class MicState(enum.Enum):
@@ -397,7 +223,7 @@ class MicrophoneSource:
         self.ring.write(np.asarray(self._resampler.resample_chunk(buf), dtype=np.float32))
 
     def _try_open(self) -> None:
-        sd = _sounddevice()
+        sd = portaudio()
         stream = None
         try:
             if self.stats.reopens or self._outage_since:
@@ -438,7 +264,7 @@ class MicrophoneSource:
                     else " (plug in the microphone or set audio.device; `birdnet-edge devices` "
                     "lists them)"
                 )
-                _LOGGER.error("%s; retrying in the background%s", _one_line(exc), hint)
+                _LOGGER.error("%s; retrying in the background%s", one_line(exc), hint)
             self._missing()
             return
         self._stream = stream
@@ -472,7 +298,7 @@ class MicrophoneSource:
                 # It takes neither rate: it is not there (a sound server or USB device gone),
                 # not a device that refuses 48 kHz.
                 raise AudioError(
-                    f"microphone {self._describe()} is missing or not ready ({_one_line(refused)})"
+                    f"microphone {self._describe()} is missing or not ready ({one_line(refused)})"
                 ) from None
             if native != self._announced_rate:
                 self._announced_rate = native
@@ -493,7 +319,7 @@ class MicrophoneSource:
         now = time.monotonic()
         if not self._outage_since:
             self._outage_since = now
-            self._devices_seen = _sound_devices()
+            self._devices_seen = sound_devices()
         if now - self._outage_since < self.FAST_RETRY_FOR:
             self._next_try = now + self.FAST_RETRY
             return
@@ -507,7 +333,7 @@ class MicrophoneSource:
         if now < self._next_device_look:
             return False
         self._next_device_look = now + self.FAST_RETRY
-        seen = _sound_devices()
+        seen = sound_devices()
         changed = seen != self._devices_seen
         self._devices_seen = seen
         return changed
@@ -543,16 +369,6 @@ class MicrophoneSource:
         self.state = MicState.STOPPED
 
 
-def _sound_devices() -> str:
-    """A fingerprint of the system's sound devices: ALSA's card list and device nodes."""
-    parts = []
-    with contextlib.suppress(OSError):
-        parts.append(Path("/proc/asound/cards").read_text(encoding="utf-8", errors="replace"))
-    with contextlib.suppress(OSError):
-        parts.append(",".join(sorted(os.listdir("/dev/snd"))))
-    return "\n".join(parts)
-
-
 def open_channels(available: int, channel: int | None) -> int:
     """How many channels to open: enough for ``channel``, else all of a real device's.
 
@@ -581,69 +397,6 @@ def _check_rate(sd: Any, index: int, channels: int, rate: int, name: str) -> Non
         sd.check_input_settings(device=index, channels=channels, samplerate=rate, dtype="float32")
     except (sd.PortAudioError, ValueError) as exc:
         raise AudioSettingError(
-            f"audio.samplerate {rate} is refused by {name!r} ({_one_line(exc)}): remove "
+            f"audio.samplerate {rate} is refused by {name!r} ({one_line(exc)}): remove "
             "audio.samplerate to capture at 48 kHz or the device's own rate"
         ) from None
-
-
-def _sounddevice() -> Any:
-    try:
-        import sounddevice
-    except OSError as exc:  # raised when libportaudio is missing
-        raise AudioError(
-            f"PortAudio is not available ({exc}): sudo apt-get install libportaudio2"
-        ) from None
-    return sounddevice
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def find_input_device(spec: str | None) -> int:
-    """The input device index for ``spec``: an index, a name substring, or None (default)."""
-    sd = _sounddevice()
-
-    devices = list(sd.query_devices())
-    if spec is None:
-        index = sd.default.device[0]
-        if index is None or index < 0:
-            inputs = [i for i, d in enumerate(devices) if d["max_input_channels"] > 0]
-            if not inputs:
-                raise AudioError("no audio input device found")
-            return inputs[0]
-        return int(index)
-    if spec.strip().isdigit():
-        index = int(spec)
-        if index >= len(devices) or devices[index]["max_input_channels"] < 1:
-            raise AudioError(f"audio.device {index} is not an input device")
-        return index
-    matches = [
-        i
-        for i, d in enumerate(devices)
-        if d["max_input_channels"] > 0 and spec.casefold() in str(d["name"]).casefold()
-    ]
-    if not matches:
-        raise AudioError(f"no input device matches audio.device {spec!r}")
-    return matches[0]
-
-
-def list_input_devices(spec: str | None) -> list[str]:
-    """Lines describing every input device, the one ``spec`` picks marked with ``*``."""
-    sd = _sounddevice()
-
-    try:
-        chosen: int | None = find_input_device(spec)
-    except AudioError:
-        chosen = None
-    lines = []
-    for i, d in enumerate(sd.query_devices()):
-        if d["max_input_channels"] < 1:
-            continue
-        mark = "*" if i == chosen else " "
-        lines.append(
-            f"{mark} {i:3d}  {d['name']}  ({d['max_input_channels']} ch, "
-            f"{int(d['default_samplerate'])} Hz)"
-        )
-    return lines
