@@ -11,6 +11,13 @@ from typing import TextIO
 
 from birdnet_edge.errors import BirdnetEdgeError
 
+#: Where the systemd service keeps its state and reads its config (``StateDirectory=`` and
+#: ``ConfigurationDirectory=`` in systemd/birdnet-edge.service), so that ``birdnet-edge log``
+#: run by hand on a service install finds them.
+SERVICE_STATE_DIR = Path("/var/lib/birdnet-edge")
+SERVICE_CONFIG_DIR = Path("/etc/birdnet-edge")
+CONFIG_NAME = "config.yaml"
+
 
 def _xdg(var: str, fallback: str) -> Path:
     value = os.environ.get(var)

@@ -13,10 +13,10 @@ import soundfile
 from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.audio.replay import FileSource
 from birdnet_edge.audio.ring import RingBuffer
-from birdnet_edge.cli.analyze import window_end
 from birdnet_edge.config import AnalysisConfig, Config, ModelConfig
 from birdnet_edge.detect.events import EventTracker
 from birdnet_edge.detect.listener import Listener
+from birdnet_edge.detect.recordings import window_end
 from birdnet_edge.detect.stack import load_detector
 from birdnet_edge.log.record import DetectionContext
 from tests.conftest import run_cli

@@ -158,7 +158,8 @@ def test_sighup_applies_a_new_threshold_and_rejects_a_broken_config(
 def test_reload_survives_any_broken_file_and_keeps_command_line_overrides(
     soundscape: Path, model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from birdnet_edge.cli.main import _config_with, build_parser
+    from birdnet_edge.cli.main import build_parser
+    from birdnet_edge.cli.options import config_with
 
     caplog.set_level(logging.INFO)
     config = tmp_path / "config.yaml"
@@ -167,7 +168,7 @@ def test_reload_survives_any_broken_file_and_keeps_command_line_overrides(
     args = build_parser().parse_args(
         ["run", "-c", str(config), "--model-dir", str(model_dir), "--input", str(soundscape)]
     )
-    cfg = _config_with(args)
+    cfg = config_with(args)
     daemon = Daemon(cfg, RunOptions(config_path=config, input_file=soundscape, console=False))
     try:
         before = daemon.detector.thresholds

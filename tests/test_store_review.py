@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from birdnet_edge import paths
 from birdnet_edge.cli import review
 from birdnet_edge.cli.times import parse_when
 from birdnet_edge.detect.events import EventChange
@@ -329,9 +330,10 @@ def test_default_database_path(
         run_log(["log"], capsys)
     # Without one, the service's config is read where the user may read it (sudo).
     (tmp_path / "etc" / "config.yaml").unlink()
-    service = tmp_path / "service.yaml"
+    (tmp_path / "service").mkdir()
+    service = tmp_path / "service" / "config.yaml"
     service.write_text(f"database:\n  path: {tmp_path / 'service.db'}\n")
-    monkeypatch.setattr(review, "SYSTEM_CONFIG_PATH", service)
+    monkeypatch.setattr(paths, "SERVICE_CONFIG_DIR", service.parent)
     with pytest.raises(BirdnetEdgeError, match=r"service\.db"):
         run_log(["log"], capsys)
 

@@ -115,6 +115,9 @@ def test_unit_matches_the_daemons_defaults(monkeypatch: pytest.MonkeyPatch) -> N
     (state_dir,) = values("StateDirectory")
     monkeypatch.setenv("CONFIGURATION_DIRECTORY", f"/etc/{conf_dir}")
     monkeypatch.setenv("STATE_DIRECTORY", f"/var/lib/{state_dir}")
+    # `birdnet-edge log` run by hand looks where the service keeps them
+    assert Path(f"/etc/{conf_dir}") == paths.SERVICE_CONFIG_DIR
+    assert Path(f"/var/lib/{state_dir}") == paths.SERVICE_STATE_DIR
     assert paths.default_config_path() == config
     assert paths.default_model_dir() == Path("/var/lib/birdnet-edge/models")
     assert paths.default_state_dir() == Path("/var/lib/birdnet-edge")

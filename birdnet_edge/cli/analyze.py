@@ -2,124 +2,135 @@
 
 from __future__ import annotations
 
-import csv
+import argparse
+import dataclasses
+import logging
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any
 
-from birdnet_edge.audio.decode import file_duration, iter_audio
-from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
-from birdnet_edge.detect.detector import Detector, scan
-from birdnet_edge.detect.refine import Refinement
-from birdnet_edge.model.labels import Label
+from birdnet_edge.cli.options import add_config, add_model_options, config_with, replace_given
+from birdnet_edge.config import Config, StationConfig, check_value
+from birdnet_edge.errors import BirdnetEdgeError
 
-CSV_HEADER = ("Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File")
-RAVEN_HEADER = (
-    "Selection",
-    "View",
-    "Channel",
-    "Begin Time (s)",
-    "End Time (s)",
-    "Low Freq (Hz)",
-    "High Freq (Hz)",
-    "Common Name",
-    "Scientific Name",
-    "Confidence",
-    "Begin Path",
-    "File Offset (s)",
-)
+_LOGGER = logging.getLogger("birdnet_edge")
 
 
-@dataclass(frozen=True)
-class Row:
-    """One detection in one window of one file."""
-
-    start: float
-    end: float
-    label: Label
-    confidence: float
-    file: Path
+ANALYZE_MIN_CONF = 0.25  # BirdNET-Analyzer's default, for files
 
 
-def analyze_file(
-    path: Path,
-    detector: Detector,
-    overlap: float,
-    refinement: Refinement | None = None,
-    *,
-    progress: bool = False,
-) -> Iterator[Row]:
-    """Every label at or above the threshold in every window of ``path``, in file order
-    (with ``refinement``: in every window reported, see :mod:`birdnet_edge.detect.refine`)."""
-    duration = file_duration(path) if progress else 0.0
-    for scored in scan(iter_audio(path), detector, overlap, refinement=refinement):
-        start = scored.span.start / SAMPLE_RATE
-        if progress and duration > 0:
-            done = min(100.0, 100.0 * (start + WINDOW_SECONDS) / duration)
-            print(f"\r{path.name}: {done:5.1f} %", end="", file=sys.stderr, flush=True)
-        end = window_end(scored.span.start, scored.span.audio)
-        for index, confidence in scored.hits:
-            yield Row(start, end, detector.labels[index], confidence, path)
-    if progress:
-        print(file=sys.stderr)
+def register(sub: Any) -> None:
+    p = sub.add_parser("analyze", help="analyse audio files like BirdNET-Analyzer")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    add_config(p)
+    p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    p.add_argument("--format", choices=("csv", "raven"), default="csv")
+    p.add_argument(
+        "--min-conf", type=float, help=f"minimum confidence (default {ANALYZE_MIN_CONF})"
+    )
+    p.add_argument("--sensitivity", type=float, help="sensitivity 0.5..1.5 (default 1.0)")
+    p.add_argument("--overlap", type=float, help="window overlap in seconds, 0 <= overlap < 3")
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="also score the windows between grid windows where a species comes near the "
+        "threshold, as the daemon does (analysis.refine)",
+    )
+    p.add_argument(
+        "--top-n",
+        type=int,
+        metavar="N",
+        help="report each window's N best labels whatever their score (--min-conf is then "
+        "ignored, as in BirdNET-Analyzer), within the species list or range filter",
+    )
+    p.add_argument("--species-list", type=Path, help="only report the species in this file")
+    p.add_argument("--lat", type=float, help="latitude for the range filter")
+    p.add_argument("--lon", type=float, help="longitude for the range filter")
+    p.add_argument("--week", type=int, help="week 1..48 for the range filter, -1 = all year")
+    p.add_argument("--locale", help="language of common names, e.g. de")
+    add_model_options(p)
+    p.set_defaults(handler=run)
 
 
-def window_end(start: int, audio: int) -> float:
-    """A window's end in seconds, as BirdNET-Analyzer reports it: start + 3 s, or for a
-    zero-padded last window the recording's end, rounded to 2 decimals (72.048 s: 72.05)."""
-    if audio >= WINDOW_SAMPLES:
-        return start / SAMPLE_RATE + WINDOW_SECONDS
-    return round((start + audio) / SAMPLE_RATE, 2)
+def analyze_overlap(args: argparse.Namespace, cfg: Config) -> float:
+    """--overlap; else the config's (``auto``: this board's); else BirdNET-Analyzer's 0."""
+    from birdnet_edge.detect.board import resolve_overlap
+    from birdnet_edge.model.files import ModelPaths
+
+    if args.overlap is not None:
+        return float(args.overlap)
+    if args.config:
+        return resolve_overlap(cfg.analysis, ModelPaths.at(cfg.model.dir).dir)
+    return 0.0
 
 
-def _seconds(x: float) -> str:
-    return f"{round(x, 3)}"
+def run(args: argparse.Namespace) -> int:
+    from birdnet_edge.audio.decode import check_audio_file
+    from birdnet_edge.config import build
+    from birdnet_edge.detect.recordings import analyze_file, write_csv, write_raven
+    from birdnet_edge.detect.refine import refinement_of
+    from birdnet_edge.detect.stack import load_detector
+    from birdnet_edge.paths import check_output, written_whole
 
-
-def write_csv(rows: Sequence[Row] | Iterator[Row], out: TextIO) -> int:
-    """BirdNET-Analyzer's CSV format; returns the number of rows written."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    n = 0
-    for r in rows:
-        writer.writerow(
-            [
-                _seconds(r.start),
-                _seconds(r.end),
-                r.label.scientific,
-                r.label.common,
-                f"{r.confidence:.4f}",
-                str(r.file),
-            ]
+    cfg = config_with(args)
+    # Without a config, BirdNET-Analyzer's own grid: windows every 3 s.
+    overlap = analyze_overlap(args, cfg)
+    if not 0.0 <= overlap < 3.0:
+        raise BirdnetEdgeError(f"--overlap must be at least 0 and less than 3 s, got {overlap:g}")
+    min_conf = args.min_conf
+    if min_conf is None:
+        min_conf = cfg.analysis.min_confidence if args.config else ANALYZE_MIN_CONF
+    # Validate the options through the config's own limits, so messages name the option.
+    analysis = build(
+        type(cfg.analysis),
+        {
+            "min_confidence": min_conf,
+            "sensitivity": args.sensitivity
+            if args.sensitivity is not None
+            else cfg.analysis.sensitivity,
+            "overlap": min(overlap, 2.9),
+        },
+        "options",
+    )
+    analysis = dataclasses.replace(analysis, refine=cfg.analysis.refine)
+    station = cfg.station
+    if args.week is not None and args.week != -1 and not 1 <= args.week <= 48:
+        raise BirdnetEdgeError(f"--week must be 1..48 or -1 (all year), got {args.week}")
+    week = args.week if args.week is not None else (None if args.config else -1)  # BNA: all year
+    filters = replace_given(cfg.filters, species_list=args.species_list, week=week)
+    if args.lat is not None or args.lon is not None:
+        if args.lat is None or args.lon is None:
+            raise BirdnetEdgeError("--lat and --lon must be given together")
+        station = dataclasses.replace(
+            station,
+            latitude=check_value(StationConfig, "latitude", args.lat, "--lat"),
+            longitude=check_value(StationConfig, "longitude", args.lon, "--lon"),
         )
-        n += 1
-    return n
+        filters = dataclasses.replace(filters, range_filter=True)
+    cfg = dataclasses.replace(cfg, analysis=analysis, station=station, filters=filters)
+    for f in args.files:
+        check_audio_file(f)
+    if args.output:
+        check_output(args.output)
+    if args.top_n is not None and args.top_n < 1:
+        raise BirdnetEdgeError(f"--top-n must be at least 1, got {args.top_n}")
+    if args.top_n and args.refine:
+        raise BirdnetEdgeError("--top-n and --refine do not go together: choose one")
+    detector = load_detector(cfg)
+    if args.top_n:
+        detector.thresholds = dataclasses.replace(detector.thresholds, top_n=args.top_n)
+    write = write_raven if args.format == "raven" else write_csv
+    progress = sys.stderr.isatty()
+    refinement = refinement_of(cfg.analysis.refine) if args.refine else None
 
+    def rows() -> Any:
+        for f in args.files:
+            yield from analyze_file(f, detector, overlap, refinement, progress=progress)
 
-def write_raven(rows: Sequence[Row] | Iterator[Row], out: TextIO) -> int:
-    """A Raven selection table (tab-separated), as BirdNET-Analyzer writes it."""
-    out.write("\t".join(RAVEN_HEADER) + "\n")
-    n = 0
-    for n, r in enumerate(rows, 1):
-        out.write(
-            "\t".join(
-                [
-                    str(n),
-                    "Spectrogram 1",
-                    "1",
-                    _seconds(r.start),
-                    _seconds(r.end),
-                    "0",
-                    "15000",
-                    r.label.common,
-                    r.label.scientific,
-                    f"{r.confidence:.4f}",
-                    str(r.file),
-                    _seconds(r.start),
-                ]
-            )
-            + "\n"
-        )
-    return n
+    if args.output:
+        with written_whole(args.output) as out:
+            n = write(rows(), out)
+        _LOGGER.info("%d detections written to %s", n, args.output)
+    else:
+        write(rows(), sys.stdout)
+    return 0

@@ -28,8 +28,6 @@ from birdnet_edge.paths import written_whole
 
 # Where the systemd unit keeps the database (StateDirectory=birdnet-edge); used when the user's
 # own default location has none, so `birdnet-edge log` works for a login user too.
-SYSTEM_DB_PATH = Path("/var/lib/birdnet-edge/detections.db")
-SYSTEM_CONFIG_PATH = Path("/etc/birdnet-edge/config.yaml")
 
 LIST_LIMIT = 25  # `log` without --limit
 SQLITE_MAX_INT = 2**63 - 1
@@ -247,23 +245,25 @@ def _hourly(conn: sqlite3.Connection, path: Path, f: Filters, utc: bool) -> int:
 def db_path(args: argparse.Namespace) -> Path:
     """``--db``, else ``database.path`` of the config (``-c``, or the default config file when
     it exists, as ``run`` does), else the default location."""
+    from birdnet_edge import paths
     from birdnet_edge.config import load_config
-    from birdnet_edge.log.schema import default_db_path
-    from birdnet_edge.paths import default_config_path
+    from birdnet_edge.log.schema import DB_NAME, default_db_path
 
+    service_config = paths.SERVICE_CONFIG_DIR / paths.CONFIG_NAME
+    service_db = paths.SERVICE_STATE_DIR / DB_NAME
     if args.db is not None:
         return Path(args.db)
     config = args.config
-    if config is None and default_config_path().is_file():
-        config = default_config_path()
-    elif config is None and SYSTEM_CONFIG_PATH.is_file() and os.access(SYSTEM_CONFIG_PATH, os.R_OK):
-        config = SYSTEM_CONFIG_PATH  # `sudo birdnet-edge log` on a service install
+    if config is None and paths.default_config_path().is_file():
+        config = paths.default_config_path()
+    elif config is None and service_config.is_file() and os.access(service_config, os.R_OK):
+        config = service_config  # `sudo birdnet-edge log` on a service install
     cfg = load_config(config)
     if cfg.database.path is not None:
         return cfg.database.path
     path = default_db_path()
-    if not _exists(path) and _exists(SYSTEM_DB_PATH):
-        return SYSTEM_DB_PATH
+    if not _exists(path) and _exists(service_db):
+        return service_db
     return path
 
 
