@@ -7,7 +7,6 @@ signals: SIGTERM/SIGINT stop (the window in flight is finished), SIGHUP reloads 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import signal
@@ -29,6 +28,7 @@ from birdnet_edge.audio.windows import make_batch
 from birdnet_edge.config import Config, load_config
 from birdnet_edge.daemon.console import Console
 from birdnet_edge.daemon.memory import trim_heap
+from birdnet_edge.daemon.reload import mqtt_changed, reloaded
 from birdnet_edge.daemon.sd_notify import Notifier
 from birdnet_edge.detect.board import resolve_overlap
 from birdnet_edge.detect.detector import Detector, ScoredWindow
@@ -344,29 +344,14 @@ class Daemon:
             return
         try:
             file_cfg = load_config(path)
-            old_file = self._file_cfg
-            fixed = [
-                key
-                for key, changed in (
-                    ("model", file_cfg.model != old_file.model),
-                    ("audio", file_cfg.audio != old_file.audio),
-                    ("database.path", file_cfg.database.path != old_file.database.path),
-                )
-                if changed
-            ]
-            if fixed:
+            new, waiting = reloaded(file_cfg, self._file_cfg, self.cfg)
+            if waiting:
                 _LOGGER.warning(
                     "%s settings change only on restart: systemctl restart birdnet-edge",
-                    ", ".join(fixed),
+                    ", ".join(waiting),
                 )
-            new = dataclasses.replace(
-                file_cfg,
-                model=self.cfg.model,
-                audio=self.cfg.audio,
-                database=dataclasses.replace(file_cfg.database, path=self.cfg.database.path),
-            )
             new_thresholds = thresholds(new, self.detector.labels)
-            if new.mqtt != self.cfg.mqtt or (new.mqtt.enabled and new.station != self.cfg.station):
+            if mqtt_changed(new, self.cfg):
                 self._replace_mqtt(new)  # builds the new publisher before touching the old
         except Exception as exc:  # whatever is wrong with the new file, keep listening
             detail = (
