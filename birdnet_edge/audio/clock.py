@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import bisect
-import logging
 
 from birdnet_edge.audio.format import SAMPLE_RATE
-
-_LOGGER = logging.getLogger(__name__)
 
 
 class SampleClock:

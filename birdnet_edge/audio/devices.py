@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from birdnet_edge.errors import AudioError
-
-_LOGGER = logging.getLogger(__name__)
 
 
 def sound_devices() -> str:

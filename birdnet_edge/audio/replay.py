@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -15,9 +14,6 @@ from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES
 from birdnet_edge.audio.ring import FloatArray, RingBuffer
 from birdnet_edge.audio.source import SourceStats
 from birdnet_edge.errors import AudioError
-
-_LOGGER = logging.getLogger(__name__)
-
 
 REPLAY_BLOCK = SAMPLE_RATE // 10  # samples per write of a real-time replay, like a sound card
 

@@ -10,14 +10,11 @@ microphone, resampling), never in the audio callback.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Protocol
 
 from birdnet_edge.audio.clock import SampleClock
 from birdnet_edge.audio.ring import RingBuffer
-
-_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass

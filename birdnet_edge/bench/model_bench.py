@@ -26,12 +26,7 @@ from birdnet_edge.audio.format import WINDOW_SAMPLES, WINDOW_SECONDS
 from birdnet_edge.detect.board import HEADROOM, BoardBenchmark, fitting_overlap, remember, today
 from birdnet_edge.detect.board import max_grid_overlap as max_overlap
 from birdnet_edge.model.files import AUDIO_MODEL, META_MODEL, ModelPaths
-from birdnet_edge.model.runtime import (
-    FloatArray,
-    TFLiteModel,
-    available_runtimes,
-    default_threads,
-)
+from birdnet_edge.model.runtime import FloatArray, TFLiteModel, available_runtimes, default_threads
 from birdnet_edge.model.variants import OPTIMIZED_MODEL
 
 Say = Callable[[str], None]

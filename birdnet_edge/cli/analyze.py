@@ -6,8 +6,12 @@ import argparse
 import dataclasses
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from birdnet_edge.detect.recordings import Row
 
 from birdnet_edge.cli.options import add_config, add_model_options, config_with, replace_given
 from birdnet_edge.config import Config, StationConfig, check_value
@@ -19,7 +23,7 @@ _LOGGER = logging.getLogger("birdnet_edge")
 ANALYZE_MIN_CONF = 0.25  # BirdNET-Analyzer's default, for files
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("analyze", help="analyse audio files like BirdNET-Analyzer")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     add_config(p)
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty()
     refinement = refinement_of(cfg.analysis.refine) if args.refine else None
 
-    def rows() -> Any:
+    def rows() -> Iterator[Row]:
         for f in args.files:
             yield from analyze_file(f, detector, overlap, refinement, progress=progress)
 

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
-from typing import Any
 
-from birdnet_edge.cli.options import (
-    add_config,
-)
+from birdnet_edge.cli.options import add_config
 from birdnet_edge.config import load_config
 
-_LOGGER = logging.getLogger("birdnet_edge")
 
-
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("benchmark", help="time each model variant, runtime and thread count")
     add_config(p)
     p.add_argument("--model-dir", type=Path, help="model directory")

@@ -4,17 +4,13 @@ about."""
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 from birdnet_edge.config import load_config
 
-_LOGGER = logging.getLogger("birdnet_edge")
 
-
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("file", type=Path)
     p.set_defaults(handler=cmd_check_config)

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
-from typing import Any
 
-from birdnet_edge.cli.options import (
-    run_config_path,
-)
+from birdnet_edge.cli.options import run_config_path
 from birdnet_edge.config import load_config
 from birdnet_edge.errors import BirdnetEdgeError
 
-_LOGGER = logging.getLogger("birdnet_edge")
 
-
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("devices", help="list audio input devices")
     p.add_argument("-c", "--config", type=Path, help="mark the device this config picks")
     p.set_defaults(handler=cmd_devices)

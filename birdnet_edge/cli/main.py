@@ -6,7 +6,6 @@ Every :class:`BirdnetEdgeError` ends the command with its one-line message and e
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -16,8 +15,6 @@ from birdnet_edge.cli import analyze, benchmark, check_config, devices, model, r
 from birdnet_edge.cli.options import Handler
 from birdnet_edge.cli.stderr_logging import setup_logging
 from birdnet_edge.errors import BirdnetEdgeError
-
-_LOGGER = logging.getLogger("birdnet_edge")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,22 +4,13 @@ variant."""
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
-from typing import Any
 
-from birdnet_edge.cli.options import (
-    add_config,
-    add_model_options,
-    config_with,
-    usage,
-)
+from birdnet_edge.cli.options import add_config, add_model_options, config_with, usage
 from birdnet_edge.config import load_config
 
-_LOGGER = logging.getLogger("birdnet_edge")
 
-
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("model", help="install or inspect the BirdNET model")
     msub = p.add_subparsers(metavar="ACTION")
     m = msub.add_parser("install", help="download and verify the BirdNET V2.4 model")

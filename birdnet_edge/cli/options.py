@@ -6,11 +6,15 @@ import argparse
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 from birdnet_edge.config import Config, ModelConfig, check_value, load_config
 
 Handler = Callable[[argparse.Namespace], int]
+_Section = TypeVar("_Section", bound="DataclassInstance")
 
 
 def usage(p: argparse.ArgumentParser) -> int:
@@ -35,7 +39,7 @@ def add_model_options(p: argparse.ArgumentParser, *, choose_model: bool = True) 
     p.add_argument("--threads", type=int, help="interpreter threads (0 = one per core)")
 
 
-def replace_given(section: Any, **changes: Any) -> Any:
+def replace_given(section: _Section, **changes: object) -> _Section:
     """``dataclasses.replace`` with only the options the user gave."""
     given = {k: v for k, v in changes.items() if v is not None}
     return dataclasses.replace(section, **given) if given else section

@@ -5,18 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
 
-from birdnet_edge.cli.options import (
-    add_model_options,
-    config_with,
-    run_config_path,
-)
+from birdnet_edge.cli.options import add_model_options, config_with, run_config_path
 
 _LOGGER = logging.getLogger("birdnet_edge")
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="listen and report birds (the daemon)")
     p.add_argument(
         "-c",

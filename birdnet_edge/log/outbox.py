@@ -8,15 +8,12 @@ table: the SQLite sink owns the schema.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from birdnet_edge.log.schema import BUSY_TIMEOUT_MS
-
-_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

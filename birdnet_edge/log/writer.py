@@ -30,13 +30,7 @@ from pathlib import Path
 
 from birdnet_edge.detect.events import EventChange
 from birdnet_edge.log.feed import LogFeed
-from birdnet_edge.log.record import (
-    COLUMNS,
-    UPDATED_COLUMNS,
-    Detection,
-    to_row,
-    utc_text,
-)
+from birdnet_edge.log.record import COLUMNS, UPDATED_COLUMNS, Detection, to_row, utc_text
 from birdnet_edge.log.retention import Pruned, prune_step
 from birdnet_edge.log.schema import open_database
 from birdnet_edge.log.storage import describe_storage_error, unusable_at_start

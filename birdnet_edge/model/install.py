@@ -10,7 +10,6 @@ only once verified, so an interrupted install leaves nothing half-written.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import shutil
 import subprocess
@@ -35,8 +34,6 @@ from birdnet_edge.model.files import (
     locale_labels,
 )
 from birdnet_edge.model.labels import read_labels
-
-_LOGGER = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
 

@@ -4,7 +4,6 @@ install-time policy (derive it unless an accepted one is there)."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -32,8 +31,6 @@ from birdnet_edge.model.optimize.framing import Framing
 from birdnet_edge.model.optimize.graph import RewriteError
 from birdnet_edge.model.runtime import TFLiteModel
 from birdnet_edge.model.variants import OPTIMIZED_MODEL, OPTIMIZED_REPORT, optimized_problem
-
-_LOGGER = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
 

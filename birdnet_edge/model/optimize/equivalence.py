@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import typing
 from collections.abc import Sequence
@@ -17,8 +16,6 @@ from birdnet_edge.model.birdnet import Classifier
 from birdnet_edge.model.files import NUM_CLASSES
 from birdnet_edge.model.runtime import FloatArray, TFLiteModel
 from birdnet_edge.model.scoring import confidences
-
-_LOGGER = logging.getLogger(__name__)
 
 MAX_DELTA_P = 1e-4
 

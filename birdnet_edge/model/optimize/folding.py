@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import typing
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from birdnet_edge.model.optimize.graph import (
     _schema,
     find_branches,
 )
-
-_LOGGER = logging.getLogger(__name__)
 
 _ALIGNMENT = 16  # constant buffers are 16-byte aligned, as the TFLite converter writes them
 

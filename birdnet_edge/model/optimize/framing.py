@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +14,6 @@ import numpy.typing as npt
 from birdnet_edge.audio.format import WINDOW_SAMPLES
 from birdnet_edge.model.optimize.graph import RewriteError, _Branch
 from birdnet_edge.model.runtime import RUNTIME_MODULES, resolve_runtime
-
-_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +10,6 @@ import numpy as np
 import numpy.typing as npt
 
 from birdnet_edge.errors import ModelError
-
-_LOGGER = logging.getLogger(__name__)
 
 
 class RewriteError(ModelError):
