@@ -519,9 +519,6 @@ def test_a_discovery_prefix_with_wildcards_is_a_config_error(
 def test_replayed_soundscape_arrives_in_order(
     broker: Broker, tmp_path: Path, soundscape: Path, model_dir: Path
 ) -> None:
-    service = (REPO / "birdnet_edge" / "service.py").read_text()
-    if "MQTTPublisher" not in service:
-        pytest.skip("`birdnet-edge run` does not publish to MQTT yet (service wiring pending)")
     db = tmp_path / "detections.db"
     config = tmp_path / "config.yaml"
     config.write_text(
