@@ -101,8 +101,64 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """Around human sounds (speech, a whistle): no audio kept, and optionally no detections."""
+
+    enabled: bool = _f(
+        True, "Treat the time around a window with a human sound as private (no audio kept)."
+    )
+    threshold: float = _f(
+        0.05,
+        "A window is human when Human vocal, Human non-vocal or Human whistle reaches this "
+        "(0.01..0.99; low on purpose, as BirdNET-Go's).",
+        lo=0.01,
+        hi=0.99,
+    )
+    seconds: float = _f(
+        3.0, "The private stretch reaches this far before and after such a window (0..60 s).",
+        lo=0, hi=60,
+    )  # fmt: skip
+    drop_detections: bool = _f(
+        False,
+        "Also drop the bird detections of windows in a private stretch not yet reported "
+        "(a whistling neighbour is a classic false positive; see README, Trust).",
+    )
+
+
+Animal = Literal["birds", "insects", "frogs", "mammals"]
+Sound = Literal[
+    "Dog", "Engine", "Siren", "Gun", "Fireworks", "Power tools", "Environmental", "Noise"
+]
+
+
+@dataclass(frozen=True)
+class NoiseRuleConfig:
+    """A sound that suppresses species it is mistaken for (a siren for an owl)."""
+
+    sounds: tuple[Sound, ...] = _f((), "BirdNET sounds that trigger the rule, e.g. [Siren, Dog].")
+    threshold: float = _f(
+        0.1, "A sound triggers the rule at this score (0.01..0.99).", lo=0.01, hi=0.99
+    )
+    seconds: float = _f(
+        30.0, "Species stay suppressed this long after the sound (0..3600 s).", lo=0, hi=3600
+    )
+    species: tuple[str, ...] = _f((), "Species suppressed (scientific or common names).")
+
+
+@dataclass(frozen=True)
 class FiltersConfig:
     """Which species may be reported."""
+
+    classes: tuple[Animal, ...] = _f(
+        ("birds",),
+        "Kinds of animal reported: birds, insects, frogs, mammals. BirdNET's other sounds "
+        "(human, dog, engine, siren...) are never reported as animals.",
+    )
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    noise: tuple[NoiseRuleConfig, ...] = _f(
+        (),
+        "Noise rules: a sound above its threshold suppresses the listed species for a while.",
+    )
 
     species_list: Path | None = _f(
         None, "File of allowed species, one `Scientific name_Common name` per line."

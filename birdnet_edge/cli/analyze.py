@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from birdnet_edge.detect.recordings import Row
 
 from birdnet_edge.cli.options import add_config, add_model_options, config_with, replace_given
-from birdnet_edge.config import Config, StationConfig, check_value
+from birdnet_edge.config import Config, FiltersConfig, StationConfig, check_value
 from birdnet_edge.errors import BirdnetEdgeError
 
 _LOGGER = logging.getLogger("birdnet_edge")
@@ -48,12 +48,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "ignored, as in BirdNET-Analyzer), within the species list or range filter",
     )
     p.add_argument("--species-list", type=Path, help="only report the species in this file")
+    p.add_argument(
+        "--classes",
+        nargs="+",
+        choices=("birds", "insects", "frogs", "mammals"),
+        metavar="KIND",
+        help="report only these kinds of animal (birds, insects, frogs, mammals), and apply the "
+        "config's privacy and noise rules, as the daemon does; default: every label, "
+        "BirdNET's sounds (human, dog, engine...) included, as BirdNET-Analyzer",
+    )
     p.add_argument("--lat", type=float, help="latitude for the range filter")
     p.add_argument("--lon", type=float, help="longitude for the range filter")
     p.add_argument("--week", type=int, help="week 1..48 for the range filter, -1 = all year")
     p.add_argument("--locale", help="language of common names, e.g. de")
     add_model_options(p)
     p.set_defaults(handler=run)
+
+
+def _with_classes(cfg: Config, classes: list[str] | None) -> Config:
+    """``--classes`` as ``filters.classes`` (checked as in a config file)."""
+    if not classes:
+        return cfg
+    chosen = check_value(FiltersConfig, "classes", classes, "--classes")
+    return dataclasses.replace(cfg, filters=dataclasses.replace(cfg.filters, classes=chosen))
 
 
 def analyze_overlap(args: argparse.Namespace, cfg: Config) -> float:
@@ -120,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         raise BirdnetEdgeError(f"--top-n must be at least 1, got {args.top_n}")
     if args.top_n and args.refine:
         raise BirdnetEdgeError("--top-n and --refine do not go together: choose one")
-    detector = load_detector(cfg)
+    detector = load_detector(_with_classes(cfg, args.classes), kinds=bool(args.classes))
     if args.top_n:
         detector.thresholds = dataclasses.replace(detector.thresholds, top_n=args.top_n)
     write = write_raven if args.format == "raven" else write_csv

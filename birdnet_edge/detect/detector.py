@@ -13,6 +13,7 @@ from birdnet_edge.audio.format import WINDOW_SAMPLES
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
 from birdnet_edge.detect.filters import BoolArray, FloatArray, window_hits
+from birdnet_edge.detect.sounds import SoundRules
 from birdnet_edge.model.labels import Label
 from birdnet_edge.model.runtime import TFLiteModel
 from birdnet_edge.model.scoring import confidences
@@ -30,6 +31,8 @@ class Thresholds:
     allowed: BoolArray | None = field(default=None, compare=False)
     #: Report each window's ``top_n`` best allowed labels whatever their score (analyze only).
     top_n: int | None = None
+    #: Privacy and noise rules, applied window by window by the listener's gate.
+    sounds: SoundRules | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from birdnet_edge.detect.detector import Detector, ScoredWindow
 from birdnet_edge.detect.events import EventChange, EventTracker
 from birdnet_edge.detect.refine import Refinement, Refiner
 from birdnet_edge.detect.sinks import Sink
+from birdnet_edge.detect.sounds import SoundGate
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class Listener:
         self._refine(refinement)
         self.on_batch = on_batch
         self.stats = ListenerStats()
+        #: Privacy and noise rules' state over the stream (see :mod:`birdnet_edge.detect.sounds`).
+        self.gate = SoundGate()
         self._new_windows: tuple[float, Refinement | None] | None = None
         self._reported_drop = 0
         self._reported_overflows = 0
@@ -174,13 +177,23 @@ class Listener:
                 scored = self.refiner.apply(scored)
                 windows += self.refiner.scored - extras
         labels = self.detector.labels
+        rules = self.detector.thresholds.sounds
         clock = self.source.clock
         audio_end = 0.0
         for window in scored:
-            start = clock.time_of(window.span.start)
-            end = start + window.span.audio / SAMPLE_RATE  # a padded last window: the file's end
-            audio_end = clock.time_of(window.span.start + window.span.audio)
-            self._emit(self.tracker.window(_utc(start), _utc(end), window.hits, labels))
+            span = window.span
+            start = clock.time_of(span.start)
+            end = start + span.audio / SAMPLE_RATE  # a padded last window: the file's end
+            audio_end = clock.time_of(span.start + span.audio)
+            hits = window.hits
+            if rules is not None:
+                verdict = self.gate.window(
+                    rules, span.start, span.start + span.audio, window.confidences, hits
+                )
+                hits = verdict.hits
+                for index, why in verdict.dropped:
+                    _LOGGER.debug("%s not reported: %s", labels[index].common, why)
+            self._emit(self.tracker.window(_utc(start), _utc(end), hits, labels))
         now = time.time()
         self.stats.latencies.append(now - audio_end)
         self.stats.windows += windows  # every window scored, grid and refinement

@@ -14,6 +14,7 @@ from birdnet_edge.audio.decode import file_duration, iter_audio
 from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
 from birdnet_edge.detect.detector import Detector, scan
 from birdnet_edge.detect.refine import Refinement
+from birdnet_edge.detect.sounds import SoundGate
 from birdnet_edge.model.labels import Label
 
 CSV_HEADER = ("Start (s)", "End (s)", "Scientific name", "Common name", "Confidence", "File")
@@ -55,13 +56,21 @@ def analyze_file(
     """Every label at or above the threshold in every window of ``path``, in file order
     (with ``refinement``: in every window reported, see :mod:`birdnet_edge.detect.refine`)."""
     duration = file_duration(path) if progress else 0.0
+    gate = SoundGate()  # privacy and noise rules, when the detector has them (--classes)
     for scored in scan(iter_audio(path), detector, overlap, refinement=refinement):
         start = scored.span.start / SAMPLE_RATE
         if progress and duration > 0:
             done = min(100.0, 100.0 * (start + WINDOW_SECONDS) / duration)
             print(f"\r{path.name}: {done:5.1f} %", end="", file=sys.stderr, flush=True)
         end = window_end(scored.span.start, scored.span.audio)
-        for index, confidence in scored.hits:
+        hits = scored.hits
+        rules = detector.thresholds.sounds
+        if rules is not None:
+            span = scored.span
+            hits = gate.window(
+                rules, span.start, span.start + span.audio, scored.confidences, hits
+            ).hits
+        for index, confidence in hits:
             yield Row(start, end, detector.labels[index], confidence, path)
     if progress:
         print(file=sys.stderr)

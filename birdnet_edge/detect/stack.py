@@ -6,13 +6,17 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 
+import numpy as np
+
+from birdnet_edge.audio.format import SAMPLE_RATE
 from birdnet_edge.config import Config
 from birdnet_edge.detect.detector import Detector, Thresholds
 from birdnet_edge.detect.filters import BoolArray, allowed_mask, excluded, week_of_year
+from birdnet_edge.detect.sounds import Kind, NoiseRule, SoundRules, kind_mask, sound_indices
 from birdnet_edge.errors import ModelError
 from birdnet_edge.model.birdnet import Classifier, RangeModel, load_labels
 from birdnet_edge.model.files import ModelPaths
-from birdnet_edge.model.labels import Label, read_species_list
+from birdnet_edge.model.labels import Label, read_species_list, species_indices
 from birdnet_edge.model.probe import choose_runtime
 from birdnet_edge.model.variants import ActiveModel, active_model
 
@@ -20,10 +24,15 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def species_filter(
-    cfg: Config, labels: Sequence[Label], today: dt.date | None = None
+    cfg: Config, labels: Sequence[Label], today: dt.date | None = None, *, kinds: bool = True
 ) -> BoolArray | None:
-    """The mask of allowed labels: species list ∩ range model for the station, minus exclusions."""
+    """The mask of allowed labels: the kinds reported (``filters.classes``; with ``kinds``
+    False every label, as BirdNET-Analyzer) ∩ species list ∩ range model for the station,
+    minus exclusions."""
     chosen: list[frozenset[int]] = []
+    if kinds:
+        reported = [Kind(name) for name in cfg.filters.classes]
+        chosen.append(frozenset(np.flatnonzero(kind_mask(labels, reported)).tolist()))
     if cfg.filters.species_list is not None:
         chosen.append(read_species_list(cfg.filters.species_list, labels))
     lat, lon = cfg.station.latitude, cfg.station.longitude
@@ -41,11 +50,37 @@ def species_filter(
     return allowed_mask(len(labels), species=chosen, exclude=excluded(labels, cfg.filters.exclude))
 
 
-def thresholds(cfg: Config, labels: Sequence[Label]) -> Thresholds:
+def sound_rules(cfg: Config, labels: Sequence[Label]) -> SoundRules:
+    """The privacy and noise rules of ``cfg.filters`` for these labels."""
+    privacy = cfg.filters.privacy
+    noise = tuple(
+        NoiseRule(
+            sounds=sound_indices(labels, rule.sounds),
+            threshold=rule.threshold,
+            samples=round(rule.seconds * SAMPLE_RATE),
+            species=species_indices(labels, rule.species, source=f"filters.noise[{i}].species"),
+            name=" or ".join(rule.sounds),
+        )
+        for i, rule in enumerate(cfg.filters.noise)
+        if rule.sounds and rule.species
+    )
+    return SoundRules.for_labels(
+        labels,
+        privacy_threshold=privacy.threshold if privacy.enabled else None,
+        privacy_seconds=privacy.seconds,
+        drop_in_private=privacy.drop_detections,
+        noise=noise,
+    )
+
+
+def thresholds(cfg: Config, labels: Sequence[Label], *, kinds: bool = True) -> Thresholds:
+    """What turns scores into detections for ``cfg``; with ``kinds`` False (``analyze``, as
+    BirdNET-Analyzer) every label may be reported and no sound rules apply."""
     return Thresholds(
         min_confidence=cfg.analysis.min_confidence,
         sensitivity=cfg.analysis.sensitivity,
-        allowed=species_filter(cfg, labels),
+        allowed=species_filter(cfg, labels, kinds=kinds),
+        sounds=sound_rules(cfg, labels) if kinds else None,
     )
 
 
@@ -58,8 +93,9 @@ def _load_classifier(cfg: Config, active: ActiveModel) -> Classifier:
     return Classifier(paths.audio, runtime, cfg.model.threads, original=original)
 
 
-def load_detector(cfg: Config) -> Detector:
-    """Load the model and labels and build the filters the config asks for."""
+def load_detector(cfg: Config, *, kinds: bool = True) -> Detector:
+    """Load the model and labels and build the filters the config asks for (``kinds``: see
+    :func:`thresholds`)."""
     active = active_model(cfg.model)
     paths = active.paths
     labels = load_labels(paths, cfg.model.locale)
@@ -81,4 +117,4 @@ def load_detector(cfg: Config) -> Detector:
         classifier.model.threads,
         active.why,
     )
-    return Detector(classifier, labels, thresholds(cfg, labels))
+    return Detector(classifier, labels, thresholds(cfg, labels, kinds=kinds))
