@@ -154,6 +154,12 @@ class FiltersConfig:
         "Kinds of animal reported: birds, insects, frogs, mammals. BirdNET's other sounds "
         "(human, dog, engine, siren...) are never reported as animals.",
     )
+    report_sounds: bool = _f(
+        False,
+        "Log BirdNET's other sounds (dog, engine, siren, gun, fireworks, power tools...) as "
+        "events of their own kind, published on <prefix>/sound, never as birds; human sounds "
+        "are never logged.",
+    )
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     noise: tuple[NoiseRuleConfig, ...] = _f(
         (),

@@ -50,7 +50,7 @@ CONTEXT = DetectionContext(
 )
 DETECTION_KEYS = {
     "id", "status", "windows", "start", "end", "scientific_name", "common_name", "confidence",
-    "station", "latitude", "longitude", "model", "precision",
+    "station", "latitude", "longitude", "model", "precision", "kind",
 }  # fmt: skip
 FAST = {"retry_min": 0.2, "retry_max": 0.5}
 

@@ -54,7 +54,7 @@ def test_the_message_keeps_its_public_names() -> None:
     message = record.message(d)
     assert list(message) == [
         "id", "status", "start", "end", "scientific_name", "common_name", "confidence",
-        "windows", "station", "latitude", "longitude", "model", "precision",
+        "windows", "station", "latitude", "longitude", "model", "precision", "kind",
     ]  # fmt: skip
     assert message["status"] == "open"
     assert message["confidence"] == 0.7375

@@ -167,3 +167,24 @@ def test_the_config_names_kinds_and_sounds_strictly(tmp_path: Path) -> None:
     path.write_text("filters:\n  noise:\n    - {sounds: [Ambulance]}\n")
     with pytest.raises(ConfigError, match=r"filters\.noise\[0\]\.sounds\[0\]: must be one of Dog"):
         load_config(path)
+
+
+def test_a_sound_is_announced_on_its_own_topic_never_as_a_bird() -> None:
+    import dataclasses
+    import datetime as dt
+
+    from birdnet_edge.detect.events import EventChange
+    from birdnet_edge.log.record import Detection, DetectionContext, console_line
+    from birdnet_edge.mqtt.messages import Announcer
+
+    t0 = dt.datetime(2026, 5, 1, 14, 2, tzinfo=dt.timezone.utc)
+    siren = Detection(
+        "s1", t0, t0 + dt.timedelta(seconds=3), dt.timedelta(), "Siren", "Siren", 0.8, 1, False,
+        DetectionContext("garden", None, None, "m", "FP32", 1.0, 0.0, 0.7), kind="sound",
+    )  # fmt: skip
+    announcer = Announcer(min_windows=1)
+    opened = announcer(EventChange("opened", siren))
+    closed = announcer(EventChange("closed", dataclasses.replace(siren, closed=True)))
+    assert [t for t, _ in opened.messages] == ["sound"]
+    assert [t for t, _ in closed.messages] == ["sound"]
+    assert "sound: Siren 0.80" in console_line(siren)

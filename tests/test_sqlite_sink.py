@@ -25,7 +25,7 @@ from birdnet_edge.detect.events import ChangeKind, EventChange
 from birdnet_edge.detect.sinks import Fanout, Sink
 from birdnet_edge.errors import BirdnetEdgeError
 from birdnet_edge.log.feed import HeldMessage, LogFeed
-from birdnet_edge.log.record import Detection, DetectionContext, to_row, utc_text
+from birdnet_edge.log.record import COLUMNS, Detection, DetectionContext, to_row, utc_text
 from birdnet_edge.log.retention import Pruned, prune_step, used_bytes
 from birdnet_edge.log.schema import SCHEMA_VERSION, default_db_path, open_database
 from birdnet_edge.log.writer import LogWriter
@@ -89,6 +89,11 @@ def grow(e: Detection, confidence: float | None = None) -> Detection:
         e, windows=e.windows + 1, end=e.end + dt.timedelta(seconds=3),
         confidence=max(e.confidence, confidence or 0.0),
     )  # fmt: skip
+
+
+INSERT_ROW = (
+    f"INSERT INTO detections ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+)
 
 
 def rows(path: Path, sql: str = "SELECT * FROM detections") -> list[sqlite3.Row]:
@@ -270,7 +275,7 @@ def test_events_left_open_by_a_crash_are_closed_on_restart(db: Path) -> None:
     conn = open_database(db)
     e = make_event()
     conn.execute(
-        "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        INSERT_ROW,
         to_row(e),
     )
     conn.close()
@@ -371,8 +376,8 @@ def test_migration_from_version_1_keeps_rows_and_a_backup(db: Path) -> None:
     conn.executescript(SCHEMA_V1)
     events = [make_event(start=T0 + dt.timedelta(minutes=i)) for i in range(50)]
     conn.executemany(
-        "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [to_row(shut(e)) for e in events],
+        f"INSERT INTO detections VALUES ({', '.join('?' * 17)})",  # version 1's columns
+        [to_row(shut(e))[:17] for e in events],
     )
     conn.execute("INSERT INTO species VALUES (?, ?)", (CHICKADEE.scientific, CHICKADEE.common))
     conn.commit()
@@ -598,7 +603,7 @@ def _insert(db: Path, events: list[Detection]) -> None:
     conn = open_database(db)
     conn.execute("BEGIN")
     conn.executemany(
-        "INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        INSERT_ROW,
         [to_row(shut(e)) for e in events],
     )
     conn.execute("COMMIT")

@@ -599,3 +599,28 @@ def test_analyze_output_problems_are_found_before_the_work(tmp_path: Path) -> No
     done = run_cli(["analyze", str(audio), "--lat", "95", "--lon", "0"])
     assert done.stderr.strip() == "birdnet-edge: error: --lat: must be between -90 and 90, got 95.0"
     assert list(tmp_path.iterdir()) == [audio], "nothing is left behind"
+
+
+def test_a_database_not_yet_migrated_reads_with_the_new_fields_defaults(tmp_path: Path) -> None:
+    """`log` after an upgrade, before the daemon restarted and migrated the file."""
+    from birdnet_edge.log.schema import MIGRATIONS, _statements
+
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path)
+    for number, script in enumerate(MIGRATIONS[:3], 1):
+        for statement in _statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    e = make_event(CHICKADEE, dt.datetime(2025, 5, 1, 9, 0, tzinfo=UTC), windows=1, confidence=0.8)
+    row = record.to_row(dataclasses.replace(e, closed=True))
+    columns = [c for c in record.COLUMNS if c != "kind"]
+    conn.execute(
+        f"INSERT INTO detections ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        row[:-1],
+    )
+    conn.commit()
+    conn.close()
+    reader = store.connect(path)
+    (back,) = store.recent(reader, store.Filters(), limit=None)
+    reader.close()
+    assert (back.id, back.kind) == (e.id, "bird")

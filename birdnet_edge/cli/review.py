@@ -114,6 +114,10 @@ def _add_common(p: argparse.ArgumentParser, default: Any) -> None:
     add("--min-conf", type=_confidence, metavar="C", help="highest confidence at least C (0..1)")
     add("--limit", type=_positive, metavar="N", help=f"at most N rows (log: default {LIST_LIMIT})")
     add("--utc", action="store_true", help="times in UTC instead of the station's local time")
+    add(
+        "--sounds", action="store_true",
+        help="also BirdNET's sounds (dog, engine, siren...), logged with filters.report_sounds",
+    )  # fmt: skip
 
 
 def _confidence(text: str) -> float:
@@ -290,7 +294,10 @@ def filters(args: argparse.Namespace, now: dt.datetime | None = None) -> Filters
             f"--since ({since:%Y-%m-%d %H:%M}) is not before --until ({until:%Y-%m-%d %H:%M}): "
             "swap them"
         )
-    return Filters(since=since, until=until, species=args.species, min_conf=args.min_conf)
+    return Filters(
+        since=since, until=until, species=args.species, min_conf=args.min_conf,
+        sounds=getattr(args, "sounds", False),
+    )  # fmt: skip
 
 
 def empty_message(path: Path, f: Filters, conn: sqlite3.Connection) -> str:

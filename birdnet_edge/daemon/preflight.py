@@ -2,7 +2,8 @@
 call the same function, so a config that passes one passes the other.
 
 Beyond the YAML's own keys and values (``config.load_config``): the MQTT topics, TLS files and
-password, the species list, the names to exclude and the label language. Names are checked
+password, the species list, the names to exclude or to suppress by a noise rule, and the label
+language. Names are checked
 against the model's labels where the model is installed.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from birdnet_edge.config import Config
 from birdnet_edge.credentials import exposed_password_file
 from birdnet_edge.detect.filters import excluded
+from birdnet_edge.detect.stack import sound_rules
 from birdnet_edge.errors import ConfigError
 from birdnet_edge.model.birdnet import load_labels
 from birdnet_edge.model.files import ModelPaths
@@ -40,4 +42,5 @@ def preflight(cfg: Config) -> list[str]:
     if species_list is not None:
         read_species_list(species_list, labels)
     excluded(labels, cfg.filters.exclude)
+    sound_rules(cfg, labels)  # the noise rules' species
     return warnings

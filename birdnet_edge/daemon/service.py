@@ -320,6 +320,14 @@ class Daemon:
             parts.append(f"MQTT {self.mqtt.state}")
         if self.sqlite.pending:
             parts.append(f"{self.sqlite.pending} detections waiting for the database")
+        gate = self.listener.gate.stats
+        if gate.private_windows:
+            parts.append(f"{gate.private_windows} windows with human sounds (no audio kept)")
+        if gate.dropped_private + gate.suppressed:
+            parts.append(
+                f"{gate.dropped_private + gate.suppressed} bird hits held back by privacy or "
+                "noise rules"
+            )
         return "; ".join(parts)
 
     def _follow_the_week(self) -> None:
@@ -406,7 +414,7 @@ class _DayCounter:
         self.count = 0
 
     def handle(self, change: EventChange) -> None:
-        if change.kind != "opened":
+        if change.kind != "opened" or change.detection.kind == "sound":
             return
         today = dt.date.today()
         if today != self.day:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from birdnet_edge.detect.sounds import recorded_kind
 from birdnet_edge.log.record import Detection, DetectionContext
 from birdnet_edge.model.labels import Label
 
@@ -92,6 +93,7 @@ class EventTracker:
                     windows=1,
                     closed=False,
                     context=self.context,
+                    kind=recorded_kind(label),
                 )
                 changes.append(EventChange("opened", detection))
             else:

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.log.record import Kind as RecordKind
 from birdnet_edge.model.labels import Label
 
 IntArray = npt.NDArray[np.intp]
@@ -84,6 +85,17 @@ def kind_of(label: Label) -> Kind:
         if genus in genera:
             return kind
     return Kind.BIRD
+
+
+_RECORDED: dict[Kind, RecordKind] = {
+    Kind.BIRD: "bird", Kind.INSECT: "insect", Kind.FROG: "frog", Kind.MAMMAL: "mammal",
+    Kind.SOUND: "sound", Kind.HUMAN: "sound",
+}  # fmt: skip
+
+
+def recorded_kind(label: Label) -> RecordKind:
+    """The kind a detection of ``label`` is logged as."""
+    return _RECORDED[kind_of(label)]
 
 
 def kind_mask(labels: Sequence[Label], reported: Iterable[Kind]) -> npt.NDArray[np.bool_]:

@@ -47,7 +47,12 @@ def species_filter(
             "range filter: %d species expected at %.2f, %.2f in week %d", len(found), lat, lon, week
         )
         chosen.append(found)
-    return allowed_mask(len(labels), species=chosen, exclude=excluded(labels, cfg.filters.exclude))
+    mask = allowed_mask(len(labels), species=chosen, exclude=excluded(labels, cfg.filters.exclude))
+    if kinds and cfg.filters.report_sounds:
+        # Sounds are not species: no species list or range filter applies to them.
+        sounds = kind_mask(labels, [Kind.SOUND])
+        mask = sounds if mask is None else mask | sounds
+    return mask
 
 
 def sound_rules(cfg: Config, labels: Sequence[Label]) -> SoundRules:

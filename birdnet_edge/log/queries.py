@@ -14,10 +14,30 @@ from pathlib import Path
 from typing import Any
 
 from birdnet_edge.errors import BirdnetEdgeError
-from birdnet_edge.log.record import COLUMNS, Detection, from_row, parse_utc, utc_text
+from birdnet_edge.log.record import (
+    COLUMN_DEFAULTS,
+    COLUMNS,
+    Detection,
+    from_row,
+    parse_utc,
+    sql_literal,
+    utc_text,
+)
 from birdnet_edge.log.schema import BUSY_TIMEOUT_MS, SCHEMA_VERSION
 
-_COLUMNS = "rowid, " + ", ".join(COLUMNS)
+
+def _present(conn: sqlite3.Connection) -> set[str]:
+    return {str(row[1]) for row in conn.execute("PRAGMA table_info(detections)")}
+
+
+def _columns(conn: sqlite3.Connection) -> str:
+    """The SELECT list of a record: columns a database not yet migrated lacks (the daemon
+    migrates it when it next starts) read as the record's default for that field."""
+    present = _present(conn)
+    return "rowid, " + ", ".join(
+        name if name in present else f"{sql_literal(COLUMN_DEFAULTS[name])} AS {name}"
+        for name in COLUMNS
+    )
 
 
 @dataclass(frozen=True)
@@ -29,6 +49,7 @@ class Filters:
     species: str | None = None  # case-insensitive substring of the common or scientific name
     min_conf: float | None = None  # highest window confidence at least this
     scientific: str | None = None  # exactly this species
+    sounds: bool = False  # also BirdNET's sounds (dog, engine, siren...: report_sounds)
 
 
 @dataclass(frozen=True)
@@ -127,6 +148,8 @@ def _where(conn: sqlite3.Connection, f: Filters) -> tuple[str, list[object]]:
     if f.scientific is not None:
         clauses.append("scientific = ?")
         params.append(f.scientific)
+    if not f.sounds and "kind" in _present(conn):
+        clauses.append("kind != 'sound'")
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
@@ -137,7 +160,7 @@ def _detection(row: Any) -> Detection:
 def recent(conn: sqlite3.Connection, f: Filters, limit: int | None) -> list[Detection]:
     """The ``limit`` latest matching detections (all when None), oldest first."""
     where, params = _where(conn, f)
-    sql = f"SELECT {_COLUMNS} FROM detections{where} ORDER BY start_utc DESC, rowid DESC"
+    sql = f"SELECT {_columns(conn)} FROM detections{where} ORDER BY start_utc DESC, rowid DESC"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
@@ -151,7 +174,7 @@ def detections(
 ) -> Iterator[Detection]:
     """Every matching detection in time order (the first ``limit`` when given), streamed."""
     where, params = _where(conn, f)
-    sql = f"SELECT {_COLUMNS} FROM detections{where} ORDER BY start_utc, rowid"
+    sql = f"SELECT {_columns(conn)} FROM detections{where} ORDER BY start_utc, rowid"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
@@ -175,7 +198,7 @@ def newer_than(
     where, params = _where(conn, f)
     rows, more = _rows(after, upto, among)
     where = f"{where} AND {rows}" if where else f" WHERE {rows}"
-    sql = f"SELECT {_COLUMNS} FROM detections{where} ORDER BY rowid"
+    sql = f"SELECT {_columns(conn)} FROM detections{where} ORDER BY rowid"
     return [_detection(r) for r in conn.execute(sql, [*params, *more])]
 
 

@@ -19,6 +19,10 @@ from typing import Any, Literal
 #: ``open`` when an event becomes a detection (the low-latency message), ``final`` once closed.
 Status = Literal["open", "final"]
 
+#: What was heard: a bird, another animal BirdNET knows, or one of its sounds (dog, engine,
+#: siren...; logged only with ``filters.report_sounds``).
+Kind = Literal["bird", "insect", "frog", "mammal", "sound"]
+
 
 @dataclass(frozen=True)
 class DetectionContext:
@@ -48,6 +52,8 @@ class Detection:
     windows: int  # windows with a hit
     closed: bool  # False while the species keeps singing
     context: DetectionContext  # the settings in force when it was detected
+    # Fields added later come here, after the context: their columns are appended by migrations.
+    kind: Kind = "bird"
     #: The database's row number once read back (0 for a record not read from the database).
     rowid: int = dataclasses.field(default=0, compare=False)
 
@@ -71,11 +77,34 @@ _OWN_FIELDS = tuple(
     f.name for f in dataclasses.fields(Detection) if f.name not in ("context", "rowid")
 )
 _CONTEXT_FIELDS = tuple(f.name for f in dataclasses.fields(DetectionContext))
-#: Fields stored as columns, in column order (the context's flattened after the record's own),
+#: Fields stored as columns, in column order: the record's, with its context flattened where it
+#: stands (fields declared after it were added later, and migrations append their columns),
 #: and the columns of the fields whose name differs.
-STORED_FIELDS = _OWN_FIELDS + _CONTEXT_FIELDS
+STORED_FIELDS = tuple(
+    name
+    for f in dataclasses.fields(Detection)
+    if f.name != "rowid"
+    for name in (_CONTEXT_FIELDS if f.name == "context" else (f.name,))
+)
 _COLUMN_OF = {"start": "start_utc", "end": "end_utc", "utc_offset": "utc_offset_min"}
 COLUMNS = tuple(_COLUMN_OF.get(name, name) for name in STORED_FIELDS)
+#: The defaults of the fields added after the first schema, by column (what an older row holds).
+COLUMN_DEFAULTS = {
+    _COLUMN_OF.get(f.name, f.name): f.default
+    for f in dataclasses.fields(Detection)
+    if f.default is not dataclasses.MISSING and f.name != "rowid"
+}
+
+
+def sql_literal(value: object) -> str:
+    """A default value as an SQL literal (text or a number)."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, bool | int | float):
+        return str(int(value) if isinstance(value, bool) else value)
+    raise TypeError(f"no SQL literal for {value!r}")
+
+
 #: Columns an update of an event already stored may change (it grows, then closes).
 UPDATED_COLUMNS = ("end_utc", "confidence", "windows", "closed")
 
@@ -127,7 +156,7 @@ _MESSAGE_KEYS = {
     "id": "id", "status": "status", "start": "start", "end": "end",
     "scientific": "scientific_name", "common": "common_name", "confidence": "confidence",
     "windows": "windows", "station": "station", "latitude": "latitude",
-    "longitude": "longitude", "model": "model", "precision": "precision",
+    "longitude": "longitude", "model": "model", "precision": "precision", "kind": "kind",
 }  # fmt: skip
 
 
@@ -150,7 +179,7 @@ def message(d: Detection) -> dict[str, Any]:
 EXPORT_FIELDS = (
     "id", "start", "end", "utc_offset", "common", "scientific", "confidence", "windows",
     "duration_s", "station", "latitude", "longitude", "model", "precision", "sensitivity",
-    "overlap", "min_confidence",
+    "overlap", "min_confidence", "kind",
 )  # fmt: skip
 
 
@@ -184,6 +213,7 @@ def export(d: Detection, *, utc: bool) -> dict[str, Any]:
 
 def console_line(d: Detection) -> str:
     """The line the daemon prints when a detection opens (local time)."""
-    return (
-        f"{d.start.astimezone():%Y-%m-%d %H:%M:%S} {d.common} ({d.scientific}) {d.confidence:.2f}"
-    )
+    when = f"{d.start.astimezone():%Y-%m-%d %H:%M:%S}"
+    if d.kind == "sound":
+        return f"{when} sound: {d.common} {d.confidence:.2f}"
+    return f"{when} {d.common} ({d.scientific}) {d.confidence:.2f}"

@@ -66,6 +66,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE outbox ADD COLUMN topic TEXT NOT NULL DEFAULT 'detection';
     """,
+    # 4: what was heard: a bird, another animal, or one of BirdNET's sounds (report_sounds)
+    """
+    ALTER TABLE detections ADD COLUMN kind TEXT NOT NULL DEFAULT 'bird';
+    CREATE INDEX detections_kind ON detections (kind, start_utc);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

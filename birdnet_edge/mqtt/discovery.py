@@ -65,6 +65,11 @@ class Topics:
         return f"{self.prefix}/detection"
 
     @property
+    def sound(self) -> str:
+        """BirdNET's sounds (dog, engine, siren...) with ``filters.report_sounds``; QoS 1."""
+        return f"{self.prefix}/sound"
+
+    @property
     def availability(self) -> str:
         """Retained ``online``/``offline``; ``offline`` is also the Last Will."""
         return f"{self.prefix}/availability"

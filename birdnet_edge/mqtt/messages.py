@@ -26,6 +26,12 @@ def outbox_messages(d: Detection, announce: Announce) -> tuple[OutboxMessage, ..
     fires its automations, with the detection's own ``start`` to judge its age); when it closes,
     its final state. (A detection that closes as it becomes one gets both.)"""
     out: list[OutboxMessage] = []
+    if d.kind == "sound":  # on its own topic, never as a bird (nor Home Assistant's event)
+        if announce == "detected":
+            out.append(("sound", dumps(record.message(dataclasses.replace(d, closed=False)))))
+        if d.closed:
+            out.append(("sound", dumps(record.message(d))))
+        return tuple(out)
     if announce == "detected":
         message = record.message(dataclasses.replace(d, closed=False))
         fired = {"event_type": EVENT_TYPE, "species": d.common, **message}

@@ -542,7 +542,9 @@ class MQTTPublisher:
             self._outbox_signal.set()  # there may be more once these are acknowledged
 
     def _topic(self, name: str) -> str:
-        return self.topics.event if name == "event" else self.topics.detection
+        return {"event": self.topics.event, "sound": self.topics.sound}.get(
+            name, self.topics.detection
+        )
 
     def _take_memory(self) -> None:
         while True:
@@ -607,8 +609,8 @@ class MQTTPublisher:
             self._apply(change)
 
     def _apply(self, change: EventChange) -> None:
-        if change.announce is None:
-            return
+        if change.announce is None or change.detection.kind == "sound":
+            return  # the state and today's counts are the animals
         d = change.detection
         message = record.message(d)
         if change.announce == "detected":
