@@ -613,14 +613,14 @@ def test_a_database_not_yet_migrated_reads_with_the_new_fields_defaults(tmp_path
         conn.execute(f"PRAGMA user_version = {number}")
     e = make_event(CHICKADEE, dt.datetime(2025, 5, 1, 9, 0, tzinfo=UTC), windows=1, confidence=0.8)
     row = record.to_row(dataclasses.replace(e, closed=True))
-    columns = [c for c in record.COLUMNS if c != "kind"]
+    columns = record.COLUMNS[:17]  # the columns of schema versions 1 to 3
     conn.execute(
         f"INSERT INTO detections ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-        row[:-1],
+        row[:17],
     )
     conn.commit()
     conn.close()
     reader = store.connect(path)
     (back,) = store.recent(reader, store.Filters(), limit=None)
     reader.close()
-    assert (back.id, back.kind) == (e.id, "bird")
+    assert (back.id, back.kind, back.first_in_days, back.first_ever) == (e.id, "bird", None, False)

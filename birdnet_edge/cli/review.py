@@ -34,7 +34,10 @@ SQLITE_MAX_INT = 2**63 - 1
 FOLLOW_POLL_SECONDS = 1.0
 CHART_WIDTH = 50
 
-SUMMARY_FIELDS = ("common", "scientific", "count", "first", "last", "max_confidence")
+SUMMARY_FIELDS = (
+    "common", "scientific", "count", "first", "last", "max_confidence", "days_away", "first_ever",
+)  # fmt: skip
+AWAY_DAYS = 30  # `log new`: a species back after this many days counts as an arrival
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -88,6 +91,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )  # fmt: skip
     e.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
     e.set_defaults(handler=cmd_export)
+
+    n = actions.add_parser(
+        "new",
+        help="first arrivals: species back after a while, or heard for the first time",
+        description="The species whose first detection in the period (default the last 30 days) "
+        "came after at least --away days without one, or was their first ever, in order of "
+        "arrival.",
+    )
+    _add_common(n, argparse.SUPPRESS)
+    n.add_argument(
+        "--away", type=_positive, default=AWAY_DAYS, metavar="DAYS",
+        help=f"days without a detection that make a return an arrival (default {AWAY_DAYS})",
+    )  # fmt: skip
+    n.add_argument(
+        "--format", choices=("table", "csv", "json"), default=argparse.SUPPRESS,
+        help="output (default table)",
+    )  # fmt: skip
+    n.set_defaults(handler=cmd_new)
 
 
 def _add_common(p: argparse.ArgumentParser, default: Any) -> None:
@@ -187,6 +208,29 @@ def cmd_summary(args: argparse.Namespace) -> int:
         if not species:
             print(empty_message(path, f, conn), file=sys.stderr)
         write_summary(species, fmt, sys.stdout, args.utc)
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    fmt = getattr(args, "format", None) or "table"
+    path = db_path(args)
+    conn = store.connect(path)
+    try:
+        if not getattr(args, "since", None):
+            args.since = f"{AWAY_DAYS}d"
+        f = filters(args)
+        species = store.arrivals(conn, f, args.away)
+        if args.limit:
+            species = species[: args.limit]
+        if not species:
+            print(
+                f"no species arrived since {f.since:%Y-%m-%d %H:%M} after {args.away} days "
+                f"away in {path}",
+                file=sys.stderr,
+            )
+        write_summary(species, fmt, sys.stdout, args.utc, total=False)
     finally:
         conn.close()
     return 0
@@ -395,7 +439,9 @@ def write_export(rows: Iterable[Detection], fmt: str, out: TextIO, utc: bool) ->
     return n
 
 
-def write_summary(species: Sequence[SpeciesSummary], fmt: str, out: TextIO, utc: bool) -> None:
+def write_summary(
+    species: Sequence[SpeciesSummary], fmt: str, out: TextIO, utc: bool, *, total: bool = True
+) -> None:
     def t(x: dt.datetime) -> dt.datetime:
         return x.astimezone(dt.timezone.utc) if utc else x
 
@@ -407,6 +453,8 @@ def write_summary(species: Sequence[SpeciesSummary], fmt: str, out: TextIO, utc:
             "first": iso(t(s.first)),
             "last": iso(t(s.last)),
             "max_confidence": round(s.max_confidence, 4),
+            "days_away": s.days_away,
+            "first_ever": s.previous is None,
         }
         for s in species
     ]
@@ -425,16 +473,26 @@ def write_summary(species: Sequence[SpeciesSummary], fmt: str, out: TextIO, utc:
     ws = max(15, *(len(s.scientific) for s in species))
     out.write(
         f"{'species':<{wc}}  {'scientific name':<{ws}}  {'count':>5}  "
-        f"{'first heard (' + zone + ')':<19}  {'last heard':<19}  max conf\n"
+        f"{'first heard (' + zone + ')':<19}  {'last heard':<19}  max conf  new\n"
     )
     for s in species:
         out.write(
             f"{s.common:<{wc}}  {s.scientific:<{ws}}  {s.count:>5}  "
             f"{t(s.first):%Y-%m-%d %H:%M:%S}  {t(s.last):%Y-%m-%d %H:%M:%S}  "
-            f"{s.max_confidence:8.2f}\n"
+            f"{s.max_confidence:8.2f}  {_newness(s)}\n".rstrip(" \n")
+            + "\n"
         )
-    total = sum(s.count for s in species)
-    out.write(f"{total} detections of {len(species)} species\n")
+    if total:
+        count = sum(s.count for s in species)
+        out.write(f"{count} detections of {len(species)} species\n")
+
+
+def _newness(s: SpeciesSummary) -> str:
+    """How new the species was when the period's first detection came: for the table."""
+    days = s.days_away
+    if days is None:
+        return "first ever"
+    return f"back after {days} days" if days >= 2 else ""
 
 
 def hour_chart(counts: Sequence[int], width: int = CHART_WIDTH) -> str:

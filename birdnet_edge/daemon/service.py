@@ -40,6 +40,7 @@ from birdnet_edge.detect.sinks import Fanout
 from birdnet_edge.detect.stack import load_detector, thresholds
 from birdnet_edge.errors import BirdnetEdgeError
 from birdnet_edge.log.feed import LogFeed
+from birdnet_edge.log.history import History
 from birdnet_edge.log.record import DetectionContext
 from birdnet_edge.log.schema import default_db_path
 from birdnet_edge.log.writer import LogWriter
@@ -135,6 +136,8 @@ class Daemon:
             detection_context(cfg, self.detector, self.overlap),
             cfg.events.gap_seconds,
             cfg.events.max_seconds,
+            history=History(self.db_path, cfg.mqtt.min_windows),
+            min_windows=cfg.mqtt.min_windows,
         )
         self.listener = Listener(
             self.source,
@@ -373,6 +376,9 @@ class Daemon:
         self.tracker.set_context(detection_context(new, self.detector, overlap))
         self.tracker.gap = dt.timedelta(seconds=new.events.gap_seconds)
         self.tracker.max = dt.timedelta(seconds=new.events.max_seconds)
+        self.tracker.min_windows = new.mqtt.min_windows
+        if self.tracker.history is not None:
+            self.tracker.history.min_windows = new.mqtt.min_windows
         if (overlap, new.analysis.refine) != (self.overlap, self.cfg.analysis.refine):
             self.listener.set_windows(overlap, refinement_of(new.analysis.refine))
             self.overlap = overlap

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from birdnet_edge.detect.sounds import recorded_kind
+from birdnet_edge.log.history import History
 from birdnet_edge.log.record import Detection, DetectionContext
 from birdnet_edge.model.labels import Label
 
@@ -59,11 +60,21 @@ class EventTracker:
     """Keeps the open events and turns each window's hits into changes."""
 
     def __init__(
-        self, context: DetectionContext, gap_seconds: float = 6.0, max_seconds: float = 300.0
+        self,
+        context: DetectionContext,
+        gap_seconds: float = 6.0,
+        max_seconds: float = 300.0,
+        *,
+        history: History | None = None,
+        min_windows: int = 1,
     ) -> None:
+        """``history``: when each species was last detected, to tell how new an event is (an
+        event counts as detected once it has ``min_windows`` windows, the confirmation rule)."""
         self.context = context
         self.gap = dt.timedelta(seconds=gap_seconds)
         self.max = dt.timedelta(seconds=max_seconds)
+        self.history = history
+        self.min_windows = min_windows
         self._open: dict[int, _Open] = {}
 
     def window(
@@ -95,6 +106,12 @@ class EventTracker:
                     context=self.context,
                     kind=recorded_kind(label),
                 )
+                if self.history is not None and detection.kind != "sound":
+                    new = self.history.firsts(detection)
+                    detection = dataclasses.replace(
+                        detection, first_of_day=new.first_of_day,
+                        first_in_days=new.first_in_days, first_ever=new.first_ever,
+                    )  # fmt: skip
                 changes.append(EventChange("opened", detection))
             else:
                 detection = dataclasses.replace(
@@ -104,6 +121,8 @@ class EventTracker:
                     windows=current.detection.windows + 1,
                 )
                 changes.append(EventChange("updated", detection))
+            if self.history is not None and detection.windows == self.min_windows:
+                self.history.detected(detection)
             self._open[index] = _Open(detection, end)
         return changes
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from birdnet_edge.errors import BirdnetEdgeError
+from birdnet_edge.log.history import previous_start
 from birdnet_edge.log.record import (
     COLUMN_DEFAULTS,
     COLUMNS,
@@ -62,6 +63,16 @@ class SpeciesSummary:
     first: dt.datetime  # aware, in the station's offset at that time
     last: dt.datetime
     max_confidence: float
+    #: The species' latest detection before ``first`` (None: ``first`` is its first ever).
+    previous: dt.datetime | None = None
+
+    @property
+    def days_away(self) -> int | None:
+        """Calendar days (station time) from the detection before the period to its first."""
+        if self.previous is None:
+            return None
+        zone = self.first.tzinfo
+        return (self.first.date() - self.previous.astimezone(zone).date()).days
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -229,13 +240,22 @@ def summary(conn: sqlite3.Connection, f: Filters) -> list[SpeciesSummary]:
         "GROUP BY scientific ORDER BY count(*) DESC, max(common)"
     )
     out: list[SpeciesSummary] = []
-    for sci, common, count, first, last, conf in conn.execute(sql, params):
+    for sci, common, count, first, last, conf in conn.execute(sql, params).fetchall():
+        begun = _zoned(first)
+        before = previous_start(conn, str(sci), begun)  # one index lookup a species
         out.append(
             SpeciesSummary(
-                str(sci), str(common), int(count), _zoned(first), _zoned(last), float(conf)
+                str(sci), str(common), int(count), begun, _zoned(last), float(conf), before
             )
         )
     return out
+
+
+def arrivals(conn: sqlite3.Connection, f: Filters, away_days: int) -> list[SpeciesSummary]:
+    """The species that arrived in the period: their first detection in it came after at least
+    ``away_days`` calendar days without one, or was their first ever; in order of arrival."""
+    new = [s for s in summary(conn, f) if s.days_away is None or s.days_away >= away_days]
+    return sorted(new, key=lambda s: s.first)
 
 
 def _zoned(text: str) -> dt.datetime:

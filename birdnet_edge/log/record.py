@@ -54,6 +54,11 @@ class Detection:
     context: DetectionContext  # the settings in force when it was detected
     # Fields added later come here, after the context: their columns are appended by migrations.
     kind: Kind = "bird"
+    #: How new it is (see :mod:`birdnet_edge.log.history`): the species' first detection of
+    #: the day; calendar days since it was last detected (None: never); its first ever.
+    first_of_day: bool = False
+    first_in_days: int | None = None
+    first_ever: bool = False
     #: The database's row number once read back (0 for a record not read from the database).
     rowid: int = dataclasses.field(default=0, compare=False)
 
@@ -88,6 +93,8 @@ STORED_FIELDS = tuple(
 )
 _COLUMN_OF = {"start": "start_utc", "end": "end_utc", "utc_offset": "utc_offset_min"}
 COLUMNS = tuple(_COLUMN_OF.get(name, name) for name in STORED_FIELDS)
+#: Fields stored as 0/1.
+_BOOL_FIELDS = tuple(f.name for f in dataclasses.fields(Detection) if f.type in ("bool", bool))
 #: The defaults of the fields added after the first schema, by column (what an older row holds).
 COLUMN_DEFAULTS = {
     _COLUMN_OF.get(f.name, f.name): f.default
@@ -98,6 +105,8 @@ COLUMN_DEFAULTS = {
 
 def sql_literal(value: object) -> str:
     """A default value as an SQL literal (text or a number)."""
+    if value is None:
+        return "NULL"
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     if isinstance(value, bool | int | float):
@@ -133,7 +142,8 @@ def to_row(d: Detection) -> tuple[object, ...]:
     values = flat(d)
     values["start"], values["end"] = utc_text(d.start), utc_text(d.end)
     values["utc_offset"] = round(d.utc_offset.total_seconds() / 60)
-    values["closed"] = int(d.closed)
+    for name in _BOOL_FIELDS:
+        values[name] = int(values[name])
     return tuple(values[name] for name in STORED_FIELDS)
 
 
@@ -143,7 +153,8 @@ def from_row(row: Sequence[Any], rowid: int = 0) -> Detection:
     own = {name: values[name] for name in _OWN_FIELDS}
     own["start"], own["end"] = parse_utc(own["start"]), parse_utc(own["end"])
     own["utc_offset"] = dt.timedelta(minutes=own["utc_offset"])
-    own["closed"] = bool(own["closed"])
+    for name in _BOOL_FIELDS:
+        own[name] = bool(own[name])
     context = DetectionContext(**{name: values[name] for name in _CONTEXT_FIELDS})
     return Detection(**own, context=context, rowid=rowid)
 
@@ -157,6 +168,7 @@ _MESSAGE_KEYS = {
     "scientific": "scientific_name", "common": "common_name", "confidence": "confidence",
     "windows": "windows", "station": "station", "latitude": "latitude",
     "longitude": "longitude", "model": "model", "precision": "precision", "kind": "kind",
+    "first_of_day": "first_of_day", "first_in_days": "first_in_days", "first_ever": "first_ever",
 }  # fmt: skip
 
 
@@ -179,7 +191,7 @@ def message(d: Detection) -> dict[str, Any]:
 EXPORT_FIELDS = (
     "id", "start", "end", "utc_offset", "common", "scientific", "confidence", "windows",
     "duration_s", "station", "latitude", "longitude", "model", "precision", "sensitivity",
-    "overlap", "min_confidence", "kind",
+    "overlap", "min_confidence", "kind", "first_of_day", "first_in_days", "first_ever",
 )  # fmt: skip
 
 

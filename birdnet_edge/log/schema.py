@@ -66,9 +66,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE outbox ADD COLUMN topic TEXT NOT NULL DEFAULT 'detection';
     """,
-    # 4: what was heard: a bird, another animal, or one of BirdNET's sounds (report_sounds)
+    # 4: what was heard (a bird, another animal, or one of BirdNET's sounds: report_sounds),
+    # and how new it was (the species' first of the day, days since its last, first ever)
     """
     ALTER TABLE detections ADD COLUMN kind TEXT NOT NULL DEFAULT 'bird';
+    ALTER TABLE detections ADD COLUMN first_of_day INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE detections ADD COLUMN first_in_days INTEGER;
+    ALTER TABLE detections ADD COLUMN first_ever INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX detections_kind ON detections (kind, start_utc);
     """,
 )
