@@ -559,6 +559,53 @@ def test_replayed_soundscape_arrives_in_order(
     assert outbox_rows(db) == 0
 
 
+def test_first_of_day_fires_once_per_species_and_day_across_midnight(
+    broker: Broker, tmp_path: Path, soundscape: Path, model_dir: Path
+) -> None:
+    """The soundscape replayed from 23:59:00 station time: Home Assistant's event says
+    first_of_day once per species before midnight and once again after it."""
+    db = tmp_path / "detections.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            station: {{name: {STATION}}}
+            model: {{dir: {model_dir}}}
+            analysis: {{min_confidence: 0.3}}
+            events: {{gap_seconds: 0}}
+            database: {{path: {db}}}
+            mqtt: {{enabled: true, host: {broker.host}, port: {broker.port}}}
+            """
+        )
+    )
+    zone = "Europe/Berlin"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TZ": zone}
+    with subscriber(broker, [TOPICS.event]) as sub:
+        done = subprocess.run(
+            [sys.executable, "-m", "birdnet_edge", "run", "--input", str(soundscape), "--fast",
+             "--quiet", "--config", str(config), "--start-time", "2026-03-28T23:59:00+01:00"],
+            capture_output=True, text=True, timeout=600, env=env, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            stored = conn.execute("SELECT count(*) FROM detections").fetchone()[0]
+        sub.wait_for(lambda ms: len(ms) >= stored)
+    fired = [json.loads(m.payload) for m in sub.on(TOPICS.event)]
+    days: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for event in fired:
+        day = dt.datetime.fromisoformat(event["start"]).date().isoformat()
+        days.setdefault((event["scientific_name"], day), []).append(event)
+    assert {day for _, day in days} == {"2026-03-28", "2026-03-29"}, "the replay spans midnight"
+    for (species, day), events in days.items():
+        events.sort(key=lambda e: e["start"])
+        flags = [e["first_of_day"] for e in events]
+        assert flags == [True] + [False] * (len(events) - 1), (species, day, flags)
+        if day == "2026-03-29" and (species, "2026-03-28") in days:
+            assert events[0]["first_in_days"] == 1
+    assert any(len(events) > 1 for events in days.values()), "a species heard twice a day"
+    assert any(day == "2026-03-29" and (s, "2026-03-28") in days for s, day in days)
+
+
 # --- unit tests: secrets and the outbox -------------------------------------------------------
 
 
