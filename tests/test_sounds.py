@@ -188,3 +188,20 @@ def test_a_sound_is_announced_on_its_own_topic_never_as_a_bird() -> None:
     assert [t for t, _ in opened.messages] == ["sound"]
     assert [t for t, _ in closed.messages] == ["sound"]
     assert "sound: Siren 0.80" in console_line(siren)
+
+
+@pytest.mark.model
+def test_an_unknown_name_in_a_noise_rule_is_refused_with_the_closest_label(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    from tests.conftest import run_cli
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"model: {{dir: {model_dir}}}\n"
+        "filters:\n  noise:\n    - {sounds: [Siren], species: [Barred Owel]}\n"
+    )
+    proc = run_cli(["check-config", str(path)])
+    assert proc.returncode == 2
+    assert "filters.noise[0].species" in proc.stderr
+    assert "did you mean 'Barred Owl' (Strix varia)?" in proc.stderr

@@ -34,6 +34,7 @@ from birdnet_edge.detect.events import EventTracker
 from birdnet_edge.detect.listener import Listener
 from birdnet_edge.detect.stack import load_detector
 from birdnet_edge.log.record import DetectionContext
+from tests.broker import Broker, subscriber
 from tests.conftest import run_cli
 from tests.listsink import ListSink
 
@@ -169,3 +170,50 @@ def test_a_siren_suppresses_the_listed_species_for_the_configured_time(
     assert suppressed, "a listed species was heard in that time: the test can tell"
     assert ruled == [row for row in plain if row not in suppressed]
     assert any(row[1] in listed and row[0] >= 24.0 for row in ruled), "and again after it"
+
+
+def test_report_sounds_logs_and_publishes_them_as_sounds_only(
+    soundscape: Path, model_dir: Path, tmp_path: Path, broker: Broker
+) -> None:
+    import json
+    import os
+    import sqlite3
+    import sys
+
+    from birdnet_edge.mqtt.discovery import Topics
+
+    db = tmp_path / "d.db"
+    config = _config(
+        tmp_path,
+        f"model: {{dir: {model_dir}}}\n"
+        "analysis: {min_confidence: 0.25, overlap: 0, refine: {enabled: false}}\n"
+        "filters: {report_sounds: true}\n"
+        f"database: {{path: {db}}}\n"
+        f"mqtt: {{enabled: true, host: {broker.host}, port: {broker.port}}}\n",
+    )
+    topics = Topics.for_station("garden")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    with subscriber(broker, [topics.sound, topics.detection, topics.event]) as sub:
+        done = subprocess.run(
+            [sys.executable, "-m", "birdnet_edge", "run", "--input", str(soundscape), "--fast",
+             "--config", str(config)],
+            capture_output=True, text=True, timeout=600, env=env, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT scientific, kind FROM detections").fetchall()
+        sub.wait_for(lambda ms: any(m.topic == topics.sound for m in ms))
+        sub.wait_for(lambda ms: len(ms) >= 3 * (len(rows) - 1) + 2)  # birds: 3 each; Engine: 2
+    assert ("Engine", "sound") in rows
+    assert all(kind == "bird" for name, kind in rows if name != "Engine")
+    sounds = [json.loads(m.payload) for m in sub.on(topics.sound)]
+    assert {m["common_name"] for m in sounds} == {"Engine"}
+    assert [m["status"] for m in sounds] == ["open", "final"]
+    birds = [json.loads(m.payload) for m in sub.on(topics.detection) + sub.on(topics.event)]
+    assert birds
+    assert "Engine" not in {m["common_name"] for m in birds}
+    assert "sound: Engine" in done.stdout  # the console names it a sound
+    listed = run_cli(["log", "--db", str(db), "--format", "json"])
+    assert "Engine" not in listed.stdout  # the log shows animals...
+    with_sounds = run_cli(["log", "--db", str(db), "--format", "json", "--sounds"])
+    assert "Engine" in {d["common"] for d in json.loads(with_sounds.stdout)}  # ...or also sounds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,21 @@ def species_indices(
             key = parse_label(name, 0).scientific.casefold()
         if key not in index:
             raise BirdnetEdgeError(
-                f"{source} line {lineno}: {name!r} is not a BirdNET V2.4 species: fix the name"
+                f"{source} line {lineno}: {name!r} is not a BirdNET V2.4 species: "
+                + _suggestion(name, labels)
             )
         found.add(index[key])
     return frozenset(found)
+
+
+def _suggestion(name: str, labels: Sequence[Label]) -> str:
+    """What to write instead of an unknown name: the closest label's names."""
+    names = {label.scientific: label for label in labels}
+    names.update({label.common: label for label in labels})
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(name.title(), list(names), n=1, cutoff=0.6)
+    if not close:
+        return "fix the name (scientific or common, as in the label file)"
+    label = names[close[0]]
+    return f"did you mean {label.common!r} ({label.scientific})?"
