@@ -125,6 +125,22 @@ class PrivacyConfig:
     )
 
 
+@dataclass(frozen=True)
+class DaylightConfig:
+    """Nocturnal birds (owls, nightjars...) reported by day are suppressed."""
+
+    enabled: bool = _f(
+        True, "Suppress nocturnal species between sunrise and sunset (needs the location)."
+    )
+    offset_minutes: float = _f(
+        30.0, "Day starts this long after sunrise and ends this long before sunset (0..180).",
+        lo=0, hi=180,
+    )  # fmt: skip
+    species: tuple[str, ...] = _f(
+        (), "More nocturnal species, besides owls, nightjars, potoos, frogmouths and kiwis."
+    )
+
+
 Animal = Literal["birds", "insects", "frogs", "mammals"]
 Sound = Literal[
     "Dog", "Engine", "Siren", "Gun", "Fireworks", "Power tools", "Environmental", "Noise"
@@ -161,6 +177,7 @@ class FiltersConfig:
         "are never logged.",
     )
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    daylight: DaylightConfig = field(default_factory=DaylightConfig)
     noise: tuple[NoiseRuleConfig, ...] = _f(
         (),
         "Noise rules: a sound above its threshold suppresses the listed species for a while.",

@@ -205,3 +205,48 @@ def test_an_unknown_name_in_a_noise_rule_is_refused_with_the_closest_label(
     assert proc.returncode == 2
     assert "filters.noise[0].species" in proc.stderr
     assert "did you mean 'Barred Owl' (Strix varia)?" in proc.stderr
+
+
+def test_day_and_night_at_the_station() -> None:
+    import datetime as dt
+
+    from birdnet_edge.detect.daylight import is_day, sun_times
+
+    utc = dt.timezone.utc
+    berlin = (52.52, 13.405)
+    rise, set_ = sun_times(*berlin, dt.date(2026, 6, 21))
+    assert (rise.hour, rise.minute, set_.hour, set_.minute) == (2, 43, 19, 32)  # 04:43/21:32 CEST
+    noon = dt.datetime(2026, 6, 21, 11, 0, tzinfo=utc)
+    assert is_day(*berlin, noon, 30)
+    assert not is_day(*berlin, dt.datetime(2026, 6, 21, 23, 0, tzinfo=utc), 30)
+    assert not is_day(*berlin, rise + dt.timedelta(minutes=20), 30)  # dawn is the owls' too
+    assert is_day(*berlin, rise + dt.timedelta(minutes=40), 30)
+    honolulu = (21.3, -157.85)  # its day runs past midnight UTC: sunset 05:16 UTC next day
+    assert is_day(*honolulu, dt.datetime(2026, 6, 22, 4, 0, tzinfo=utc), 30)  # 18:00 there
+    svalbard = (78.2, 15.6)
+    assert is_day(*svalbard, dt.datetime(2026, 6, 21, 0, 30, tzinfo=utc), 30)  # midnight sun
+    assert not is_day(*svalbard, dt.datetime(2026, 12, 21, 11, 0, tzinfo=utc), 30)  # polar night
+
+
+def test_a_nocturnal_species_by_day_is_not_reported_at_night_it_is() -> None:
+    import datetime as dt
+
+    from birdnet_edge.detect.daylight import NOCTURNAL_GENERA, nocturnal
+
+    assert {"Strix", "Bubo", "Caprimulgus", "Tyto"} <= NOCTURNAL_GENERA
+    assert "Glaucidium" not in NOCTURNAL_GENERA  # pygmy owls hunt by day
+    assert nocturnal(LABELS) == frozenset({OWL})
+    rules = SoundRules.for_labels(
+        LABELS, privacy_threshold=None, privacy_seconds=0, drop_in_private=False,
+        nocturnal=frozenset({OWL}), location=(42.5, -76.45),
+    )  # fmt: skip
+    hits = [(OWL, 0.8), (CHICKADEE, 0.9)]
+    gate = SoundGate()
+    noon = dt.datetime(2026, 5, 1, 16, 0, tzinfo=dt.timezone.utc)  # 12:00 in Ithaca
+    by_day = gate.window(rules, 0, WINDOW_SAMPLES, _scores(), hits, at=noon)
+    assert by_day.hits == [(CHICKADEE, 0.9)]
+    assert by_day.dropped == [(OWL, "daylight: a nocturnal species heard by day")]
+    night = dt.datetime(2026, 5, 1, 6, 0, tzinfo=dt.timezone.utc)  # 02:00 there
+    assert gate.window(rules, 0, WINDOW_SAMPLES, _scores(), hits, at=night).hits == hits
+    assert gate.window(rules, 0, WINDOW_SAMPLES, _scores(), hits).hits == hits  # no clock: kept
+    assert gate.stats.by_day == 1

@@ -326,11 +326,9 @@ class Daemon:
         gate = self.listener.gate.stats
         if gate.private_windows:
             parts.append(f"{gate.private_windows} windows with human sounds (no audio kept)")
-        if gate.dropped_private + gate.suppressed:
-            parts.append(
-                f"{gate.dropped_private + gate.suppressed} bird hits held back by privacy or "
-                "noise rules"
-            )
+        held = gate.dropped_private + gate.suppressed + gate.by_day
+        if held:
+            parts.append(f"{held} bird hits held back by privacy, noise or daylight rules")
         return "; ".join(parts)
 
     def _follow_the_week(self) -> None:

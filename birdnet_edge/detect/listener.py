@@ -188,8 +188,9 @@ class Listener:
             hits = window.hits
             if rules is not None:
                 verdict = self.gate.window(
-                    rules, span.start, span.start + span.audio, window.confidences, hits
-                )
+                    rules, span.start, span.start + span.audio, window.confidences, hits,
+                    at=_utc(start),
+                )  # fmt: skip
                 hits = verdict.hits
                 for index, why in verdict.dropped:
                     _LOGGER.debug("%s not reported: %s", labels[index].common, why)

@@ -23,6 +23,7 @@ Times are sample numbers of the stream, so replays and tests are exact.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.detect.daylight import is_day
 from birdnet_edge.log.record import Kind as RecordKind
 from birdnet_edge.model.labels import Label
 
@@ -130,6 +132,10 @@ class SoundRules:
     privacy_samples: int = 0
     drop_in_private: bool = False
     noise: tuple[NoiseRule, ...] = ()
+    #: Nocturnal species suppressed by day at ``location`` (latitude, longitude); None: off.
+    nocturnal: frozenset[int] = frozenset()
+    location: tuple[float, float] | None = None
+    daylight_offset_minutes: float = 30.0
 
     @classmethod
     def for_labels(
@@ -140,6 +146,9 @@ class SoundRules:
         privacy_seconds: float,
         drop_in_private: bool,
         noise: tuple[NoiseRule, ...] = (),
+        nocturnal: frozenset[int] = frozenset(),
+        location: tuple[float, float] | None = None,
+        daylight_offset_minutes: float = 30.0,
     ) -> SoundRules:
         human = np.array(
             [label.index for label in labels if kind_of(label) is Kind.HUMAN], dtype=np.intp
@@ -150,6 +159,9 @@ class SoundRules:
             privacy_samples=round(privacy_seconds * SAMPLE_RATE),
             drop_in_private=drop_in_private,
             noise=noise,
+            nocturnal=nocturnal,
+            location=location,
+            daylight_offset_minutes=daylight_offset_minutes,
         )
 
 
@@ -160,6 +172,7 @@ class GateStats:
     private_windows: int = 0  # windows with a human sound at the privacy threshold
     dropped_private: int = 0  # bird hits dropped in a private stretch
     suppressed: int = 0  # hits dropped by a noise rule
+    by_day: int = 0  # nocturnal species' hits dropped by day
 
 
 @dataclass(frozen=True)
@@ -187,8 +200,11 @@ class SoundGate:
         end: int,
         confidences: FloatArray,
         hits: list[tuple[int, float]],
+        *,
+        at: dt.datetime | None = None,
     ) -> Verdict:
-        """Pass one window (sample numbers ``start``..``end``) with its scores and hits."""
+        """Pass one window (sample numbers ``start``..``end``, starting at wall-clock time ``at``
+        where known) with its scores and hits."""
         voice = (
             rules.privacy_threshold is not None
             and len(rules.human) > 0
@@ -205,11 +221,20 @@ class SoundGate:
                 for index in rule.species:
                     if self.suppressed_until.get(index, (-1, ""))[0] < until:
                         self.suppressed_until[index] = (until, rule.name)
+        by_day = (
+            at is not None
+            and rules.location is not None
+            and bool(rules.nocturnal.intersection(i for i, _ in hits))
+            and is_day(*rules.location, at, rules.daylight_offset_minutes)
+        )
         kept: list[tuple[int, float]] = []
         dropped: list[tuple[int, str]] = []
         for index, confidence in hits:
             by = self.suppressed_until.get(index)
-            if private and rules.drop_in_private:
+            if by_day and index in rules.nocturnal:
+                dropped.append((index, "daylight: a nocturnal species heard by day"))
+                self.stats.by_day += 1
+            elif private and rules.drop_in_private:
                 dropped.append((index, "privacy: a human sound within the window's reach"))
                 self.stats.dropped_private += 1
             elif by is not None and start < by[0]:

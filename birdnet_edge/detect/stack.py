@@ -10,6 +10,7 @@ import numpy as np
 
 from birdnet_edge.audio.format import SAMPLE_RATE
 from birdnet_edge.config import Config
+from birdnet_edge.detect.daylight import nocturnal
 from birdnet_edge.detect.detector import Detector, Thresholds
 from birdnet_edge.detect.filters import BoolArray, allowed_mask, excluded, week_of_year
 from birdnet_edge.detect.sounds import Kind, NoiseRule, SoundRules, kind_mask, sound_indices
@@ -69,12 +70,19 @@ def sound_rules(cfg: Config, labels: Sequence[Label]) -> SoundRules:
         for i, rule in enumerate(cfg.filters.noise)
         if rule.sounds and rule.species
     )
+    daylight = cfg.filters.daylight
+    lat, lon = cfg.station.latitude, cfg.station.longitude
+    located = daylight.enabled and lat is not None and lon is not None
+    extra = species_indices(labels, daylight.species, source="filters.daylight.species")
     return SoundRules.for_labels(
         labels,
         privacy_threshold=privacy.threshold if privacy.enabled else None,
         privacy_seconds=privacy.seconds,
         drop_in_private=privacy.drop_detections,
         noise=noise,
+        nocturnal=nocturnal(labels) | extra if located else frozenset(),
+        location=(lat, lon) if located and lat is not None and lon is not None else None,
+        daylight_offset_minutes=daylight.offset_minutes,
     )
 
 
