@@ -12,6 +12,7 @@ import math
 import os
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
@@ -29,6 +30,14 @@ T = TypeVar("T")
 def _f(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None) -> Any:
     """A config field with its documentation and optional inclusive numeric limits."""
     return field(default=default, metadata={"doc": doc, "min": lo, "max": hi})
+
+
+def _per_name(doc: str, *, lo: float, hi: float) -> Any:
+    """A config field mapping names to values (empty by default, read-only once loaded)."""
+    return field(
+        default_factory=lambda: types.MappingProxyType({}),
+        metadata={"doc": doc, "min": lo, "max": hi},
+    )
 
 
 @dataclass(frozen=True)
@@ -193,7 +202,22 @@ class FiltersConfig:
     week: int = _f(
         0, "Week of year 1..48 for the range model; -1 = all year; 0 = current week.", lo=-1, hi=48
     )
+    include: tuple[str, ...] = _f(
+        (), "Only these species are reported (names; with species_list, both must allow)."
+    )
     exclude: tuple[str, ...] = _f((), "Species never reported (scientific or common names).")
+    exclude_list: Path | None = _f(None, "File of species never reported, one per line.")
+    thresholds: Mapping[str, float] = _per_name(
+        "Per-species minimum confidence, e.g. {House Sparrow: 0.85} (0.01..0.99).",
+        lo=0.01, hi=0.99,
+    )  # fmt: skip
+    min_windows: Mapping[str, int] = _per_name(
+        "Per-species windows before an event is reported (mqtt.min_windows for the rest).",
+        lo=1, hi=100,
+    )  # fmt: skip
+    single_call: tuple[str, ...] = _f(
+        (), "Species that call once: reported at their first window whatever min_windows says."
+    )
 
 
 @dataclass(frozen=True)
@@ -432,6 +456,16 @@ def _convert(  # noqa: PLR0912 - one branch per supported type reads best
             allowed = ", ".join(map(str, choices))
             raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}")
         return value
+    if origin in (dict, Mapping):
+        # A mapping of names to values (per-species settings): read-only once loaded.
+        if value is None:
+            return types.MappingProxyType({})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a mapping of names to values")
+        _, inner = typing.get_args(tp)
+        return types.MappingProxyType(
+            {str(k): _convert(inner, v, f"{key}.{k}", meta, base) for k, v in value.items()}
+        )
     if origin is tuple:
         if isinstance(value, str) or not isinstance(value, list):
             raise ConfigError(f"{key}: must be a list")

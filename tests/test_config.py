@@ -93,7 +93,8 @@ def _keys(data: dict[str, object], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for k, v in data.items():
         path = f"{prefix}.{k}" if prefix else k
-        keys |= _keys(v, path) if isinstance(v, dict) else {path}
+        # A mapping with no keys (per-species settings, empty by default) is a key itself.
+        keys |= _keys(v, path) if isinstance(v, dict) and v else {path}
     return keys
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from birdnet_edge.config import Config
 from birdnet_edge.credentials import exposed_password_file
 from birdnet_edge.detect.filters import excluded
-from birdnet_edge.detect.stack import sound_rules
+from birdnet_edge.detect.stack import confirmation_of, names, per_label_thresholds, sound_rules
 from birdnet_edge.errors import ConfigError
 from birdnet_edge.model.birdnet import load_labels
 from birdnet_edge.model.files import ModelPaths
-from birdnet_edge.model.labels import read_species_list
+from birdnet_edge.model.labels import read_species_list, species_indices
 
 
 def preflight(cfg: Config) -> list[str]:
@@ -31,16 +31,20 @@ def preflight(cfg: Config) -> list[str]:
         if exposed is not None:
             warnings.append(exposed)
     species_list = cfg.filters.species_list
-    if species_list is not None and not species_list.is_file():
-        raise ConfigError(
-            f"filters.species_list: {species_list} does not exist: create it or fix the path"
-        )
+    for key, listed in (("species_list", species_list), ("exclude_list", cfg.filters.exclude_list)):
+        if listed is not None and not listed.is_file():
+            raise ConfigError(f"filters.{key}: {listed} does not exist: create it or fix the path")
     paths = ModelPaths.at(cfg.model.dir)
     if not paths.labels.is_file():
         return warnings  # no model here yet: `run` says so; names need the labels
     labels = load_labels(paths, cfg.model.locale)  # a missing language is an error here
-    if species_list is not None:
-        read_species_list(species_list, labels)
-    excluded(labels, cfg.filters.exclude)
-    sound_rules(cfg, labels)  # the noise rules' species
+    named = names(cfg, labels)  # in the configured language or in English
+    for listed in (species_list, cfg.filters.exclude_list):
+        if listed is not None:
+            read_species_list(listed, named)
+    excluded(named, cfg.filters.exclude)
+    species_indices(named, cfg.filters.include, source="filters.include")
+    per_label_thresholds(cfg, labels)
+    confirmation_of(cfg, labels)
+    sound_rules(cfg, labels)  # the noise rules' and the daylight filter's species
     return warnings

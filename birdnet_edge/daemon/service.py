@@ -31,13 +31,14 @@ from birdnet_edge.daemon.memory import trim_heap
 from birdnet_edge.daemon.reload import mqtt_changed, reloaded
 from birdnet_edge.daemon.sd_notify import Notifier
 from birdnet_edge.detect.board import resolve_overlap
+from birdnet_edge.detect.confirm import Confirmation
 from birdnet_edge.detect.detector import Detector, ScoredWindow
 from birdnet_edge.detect.events import EventChange, EventTracker
 from birdnet_edge.detect.filters import week_of_year
 from birdnet_edge.detect.listener import Listener
 from birdnet_edge.detect.refine import refinement_of
 from birdnet_edge.detect.sinks import Fanout
-from birdnet_edge.detect.stack import load_detector, thresholds
+from birdnet_edge.detect.stack import confirmation_of, load_detector, thresholds
 from birdnet_edge.errors import BirdnetEdgeError
 from birdnet_edge.log.feed import LogFeed
 from birdnet_edge.log.history import History
@@ -129,6 +130,7 @@ class Daemon:
         released = self.detector.classifier.model.release_file_pages()
         _LOGGER.debug("released %.0f MB of model file pages", released / 1e6)
         self.today = _DayCounter()
+        self.confirm = confirmation_of(cfg, self.detector.labels)
         self.sinks = self._fanout(cfg, self.mqtt)
         self.source = self._make_source()
         self.overlap = resolve_overlap(cfg.analysis, ModelPaths.at(cfg.model.dir).dir)
@@ -136,8 +138,8 @@ class Daemon:
             detection_context(cfg, self.detector, self.overlap),
             cfg.events.gap_seconds,
             cfg.events.max_seconds,
-            history=History(self.db_path, cfg.mqtt.min_windows),
-            min_windows=cfg.mqtt.min_windows,
+            history=History(self.db_path, self.confirm),
+            confirm=self.confirm,
         )
         self.listener = Listener(
             self.source,
@@ -159,7 +161,7 @@ class Daemon:
         count, then MQTT's state; with MQTT on, the announcer stamps each change first."""
         if mqtt is None:
             return Fanout([self.sqlite, self.today])
-        announcer = announcer or Announcer(cfg.mqtt.min_windows)
+        announcer = announcer or Announcer(self.confirm)
         return Fanout([self.sqlite, self.today, mqtt], announcer)
 
     def _make_source(self) -> Source:
@@ -360,8 +362,10 @@ class Daemon:
                     ", ".join(waiting),
                 )
             new_thresholds = thresholds(new, self.detector.labels)
-            if mqtt_changed(new, self.cfg):
-                self._replace_mqtt(new)  # builds the new publisher before touching the old
+            confirm = confirmation_of(new, self.detector.labels)
+            if mqtt_changed(new, self.cfg) or confirm != self.confirm:
+                # Builds the new publisher (if its settings changed) before touching the old.
+                self._swap_sinks(new, confirm, new_publisher=mqtt_changed(new, self.cfg))
         except Exception as exc:  # whatever is wrong with the new file, keep listening
             detail = (
                 str(exc) if isinstance(exc, BirdnetEdgeError) else f"{type(exc).__name__}: {exc}"
@@ -374,9 +378,9 @@ class Daemon:
         self.tracker.set_context(detection_context(new, self.detector, overlap))
         self.tracker.gap = dt.timedelta(seconds=new.events.gap_seconds)
         self.tracker.max = dt.timedelta(seconds=new.events.max_seconds)
-        self.tracker.min_windows = new.mqtt.min_windows
+        self.tracker.confirm = self.confirm
         if self.tracker.history is not None:
-            self.tracker.history.min_windows = new.mqtt.min_windows
+            self.tracker.history.confirm = self.confirm
         if (overlap, new.analysis.refine) != (self.overlap, self.cfg.analysis.refine):
             self.listener.set_windows(overlap, refinement_of(new.analysis.refine))
             self.overlap = overlap
@@ -386,21 +390,24 @@ class Daemon:
         self._range_week = range_week(new)
         _LOGGER.info("config reloaded from %s", path)
 
-    def _replace_mqtt(self, new: Config) -> None:
-        """Swap the MQTT publisher (and the announcer) for ones built from ``new``; audio keeps
-        flowing, and events already announced are not announced again."""
-        publisher = self._publisher(new)
+    def _swap_sinks(self, new: Config, confirm: Confirmation, *, new_publisher: bool) -> None:
+        """Swap the sinks for ones built from ``new``: a new announcer (with the confirmation
+        rule), and a new MQTT publisher when its settings changed; audio keeps flowing, and
+        events already announced are not announced again."""
+        publisher = self._publisher(new) if new_publisher else self.mqtt
         old, self.mqtt = self.mqtt, publisher
+        self.confirm = confirm
         stamp = self.sinks.stamp
         announced = stamp.announced if isinstance(stamp, Announcer) else None
-        announcer = Announcer(new.mqtt.min_windows, announced)
-        if publisher is not None:
+        announcer = Announcer(confirm, announced)
+        if new_publisher and publisher is not None:
             publisher.start()
         self.sinks = self._fanout(new, publisher, announcer)
         self.listener.sink = self.sinks  # one assignment: the loop sees the old or the new one
-        if old is not None:
-            threading.Thread(target=old.close, name="mqtt-close", daemon=True).start()
-        _LOGGER.info("MQTT %s", "reconfigured" if publisher else "disabled")
+        if new_publisher:
+            if old is not None:
+                threading.Thread(target=old.close, name="mqtt-close", daemon=True).start()
+            _LOGGER.info("MQTT %s", "reconfigured" if publisher else "disabled")
 
     def _write_scores(self) -> None:
         if self.options.scores_out is None:

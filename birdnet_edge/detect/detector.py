@@ -31,6 +31,8 @@ class Thresholds:
     allowed: BoolArray | None = field(default=None, compare=False)
     #: Report each window's ``top_n`` best allowed labels whatever their score (analyze only).
     top_n: int | None = None
+    #: Per-label thresholds where some species have their own (``filters.thresholds``).
+    per_label: FloatArray | None = field(default=None, compare=False)
     #: Privacy and noise rules, applied window by window by the listener's gate.
     sounds: SoundRules | None = field(default=None, compare=False)
 
@@ -72,7 +74,11 @@ class Detector:
         t = self.thresholds  # read once: a reload swaps the whole value
         conf = confidences(self.classifier.logits(windows[:n]), t.sensitivity)
         return [
-            ScoredWindow(span, conf[i], window_hits(conf[i], t.min_confidence, t.allowed, t.top_n))
+            ScoredWindow(
+                span,
+                conf[i],
+                window_hits(conf[i], t.min_confidence, t.allowed, t.top_n, t.per_label),
+            )
             for i, span in enumerate(spans)
         ]
 

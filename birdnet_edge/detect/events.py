@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from birdnet_edge.detect.confirm import Confirmation, confirmation
 from birdnet_edge.detect.sounds import recorded_kind
 from birdnet_edge.log.history import History
 from birdnet_edge.log.record import Detection, DetectionContext
@@ -66,15 +67,15 @@ class EventTracker:
         max_seconds: float = 300.0,
         *,
         history: History | None = None,
-        min_windows: int = 1,
+        confirm: int | Confirmation = 1,
     ) -> None:
         """``history``: when each species was last detected, to tell how new an event is (an
-        event counts as detected once it has ``min_windows`` windows, the confirmation rule)."""
+        event counts as detected once it has the windows ``confirm`` asks for)."""
         self.context = context
         self.gap = dt.timedelta(seconds=gap_seconds)
         self.max = dt.timedelta(seconds=max_seconds)
         self.history = history
-        self.min_windows = min_windows
+        self.confirm = confirmation(confirm)
         self._open: dict[int, _Open] = {}
 
     def window(
@@ -121,7 +122,8 @@ class EventTracker:
                     windows=current.detection.windows + 1,
                 )
                 changes.append(EventChange("updated", detection))
-            if self.history is not None and detection.windows == self.min_windows:
+            needed = self.confirm.windows(detection.scientific)
+            if self.history is not None and detection.windows == needed:
                 self.history.detected(detection)
             self._open[index] = _Open(detection, end)
         return changes

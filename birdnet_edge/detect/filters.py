@@ -55,17 +55,20 @@ def window_hits(
     min_confidence: float,
     allowed: BoolArray | None,
     top_n: int | None = None,
+    per_label: FloatArray | None = None,
 ) -> list[tuple[int, float]]:
-    """``(label, confidence)`` of one window's labels at or above the threshold, best first.
+    """``(label, confidence)`` of one window's labels at or above the threshold (``per_label``:
+    each label's own), best first.
 
     With ``top_n`` (BirdNET-Analyzer's ``--top_n``), the ``top_n`` best allowed labels instead,
     whatever their score.
     """
-    above = (
-        np.ones(len(confidences), dtype=bool)
-        if top_n
-        else confidences >= np.float32(min_confidence)
-    )
+    if top_n:
+        above = np.ones(len(confidences), dtype=bool)
+    elif per_label is not None:
+        above = confidences >= per_label
+    else:
+        above = confidences >= np.float32(min_confidence)
     if allowed is not None:
         above &= allowed
     idx = np.flatnonzero(above)

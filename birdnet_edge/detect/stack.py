@@ -4,38 +4,53 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import types
 from collections.abc import Sequence
 
 import numpy as np
 
 from birdnet_edge.audio.format import SAMPLE_RATE
 from birdnet_edge.config import Config
+from birdnet_edge.detect.confirm import Confirmation
 from birdnet_edge.detect.daylight import nocturnal
 from birdnet_edge.detect.detector import Detector, Thresholds
-from birdnet_edge.detect.filters import BoolArray, allowed_mask, excluded, week_of_year
+from birdnet_edge.detect.filters import BoolArray, FloatArray, allowed_mask, excluded, week_of_year
 from birdnet_edge.detect.sounds import Kind, NoiseRule, SoundRules, kind_mask, sound_indices
 from birdnet_edge.errors import ModelError
 from birdnet_edge.model.birdnet import Classifier, RangeModel, load_labels
 from birdnet_edge.model.files import ModelPaths
-from birdnet_edge.model.labels import Label, read_species_list, species_indices
+from birdnet_edge.model.labels import Label, read_labels, read_species_list, species_indices
 from birdnet_edge.model.probe import choose_runtime
 from birdnet_edge.model.variants import ActiveModel, active_model
 
 _LOGGER = logging.getLogger(__name__)
 
 
+def names(cfg: Config, labels: Sequence[Label]) -> list[Label]:
+    """The labels names in the config are looked up in: in the configured language, and in
+    English (the label file's own) when that is another."""
+    if cfg.model.locale is None:
+        return list(labels)
+    english = read_labels(ModelPaths.at(cfg.model.dir).labels)
+    return [*labels, *english] if len(english) == len(labels) else list(labels)
+
+
 def species_filter(
     cfg: Config, labels: Sequence[Label], today: dt.date | None = None, *, kinds: bool = True
 ) -> BoolArray | None:
     """The mask of allowed labels: the kinds reported (``filters.classes``; with ``kinds``
-    False every label, as BirdNET-Analyzer) ∩ species list ∩ range model for the station,
-    minus exclusions."""
+    False every label, as BirdNET-Analyzer) ∩ species list ∩ include list ∩ range model for
+    the station, minus exclusions."""
+    f = cfg.filters
+    named = names(cfg, labels)
     chosen: list[frozenset[int]] = []
     if kinds:
-        reported = [Kind(name) for name in cfg.filters.classes]
+        reported = [Kind(name) for name in f.classes]
         chosen.append(frozenset(np.flatnonzero(kind_mask(labels, reported)).tolist()))
-    if cfg.filters.species_list is not None:
-        chosen.append(read_species_list(cfg.filters.species_list, labels))
+    if f.species_list is not None:
+        chosen.append(read_species_list(f.species_list, named))
+    if f.include:
+        chosen.append(species_indices(named, f.include, source="filters.include"))
     lat, lon = cfg.station.latitude, cfg.station.longitude
     if cfg.filters.range_filter and lat is not None and lon is not None:
         week = cfg.filters.week
@@ -48,7 +63,10 @@ def species_filter(
             "range filter: %d species expected at %.2f, %.2f in week %d", len(found), lat, lon, week
         )
         chosen.append(found)
-    mask = allowed_mask(len(labels), species=chosen, exclude=excluded(labels, cfg.filters.exclude))
+    exclude = excluded(named, f.exclude)
+    if f.exclude_list is not None:
+        exclude |= read_species_list(f.exclude_list, named)
+    mask = allowed_mask(len(labels), species=chosen, exclude=exclude)
     if kinds and cfg.filters.report_sounds:
         # Sounds are not species: no species list or range filter applies to them.
         sounds = kind_mask(labels, [Kind.SOUND])
@@ -59,12 +77,13 @@ def species_filter(
 def sound_rules(cfg: Config, labels: Sequence[Label]) -> SoundRules:
     """The privacy and noise rules of ``cfg.filters`` for these labels."""
     privacy = cfg.filters.privacy
+    named = names(cfg, labels)
     noise = tuple(
         NoiseRule(
             sounds=sound_indices(labels, rule.sounds),
             threshold=rule.threshold,
             samples=round(rule.seconds * SAMPLE_RATE),
-            species=species_indices(labels, rule.species, source=f"filters.noise[{i}].species"),
+            species=species_indices(named, rule.species, source=f"filters.noise[{i}].species"),
             name=" or ".join(rule.sounds),
         )
         for i, rule in enumerate(cfg.filters.noise)
@@ -73,7 +92,7 @@ def sound_rules(cfg: Config, labels: Sequence[Label]) -> SoundRules:
     daylight = cfg.filters.daylight
     lat, lon = cfg.station.latitude, cfg.station.longitude
     located = daylight.enabled and lat is not None and lon is not None
-    extra = species_indices(labels, daylight.species, source="filters.daylight.species")
+    extra = species_indices(named, daylight.species, source="filters.daylight.species")
     return SoundRules.for_labels(
         labels,
         privacy_threshold=privacy.threshold if privacy.enabled else None,
@@ -86,6 +105,32 @@ def sound_rules(cfg: Config, labels: Sequence[Label]) -> SoundRules:
     )
 
 
+def per_label_thresholds(cfg: Config, labels: Sequence[Label]) -> FloatArray | None:
+    """``analysis.min_confidence`` for every label, but ``filters.thresholds``' own."""
+    given = cfg.filters.thresholds
+    if not given:
+        return None
+    named = names(cfg, labels)
+    out = np.full(len(labels), cfg.analysis.min_confidence, dtype=np.float32)
+    for name, value in given.items():
+        for index in species_indices(named, [name], source=f"filters.thresholds.{name}"):
+            out[index] = value
+    return out
+
+
+def confirmation_of(cfg: Config, labels: Sequence[Label]) -> Confirmation:
+    """The confirmation rule: ``mqtt.min_windows``, ``filters.min_windows`` per species, 1 for
+    ``filters.single_call``."""
+    named = names(cfg, labels)
+    per: dict[str, int] = {}
+    for name, windows in cfg.filters.min_windows.items():
+        for index in species_indices(named, [name], source=f"filters.min_windows.{name}"):
+            per[labels[index].scientific] = windows
+    for index in species_indices(named, cfg.filters.single_call, source="filters.single_call"):
+        per[labels[index].scientific] = 1
+    return Confirmation(cfg.mqtt.min_windows, types.MappingProxyType(per))
+
+
 def thresholds(cfg: Config, labels: Sequence[Label], *, kinds: bool = True) -> Thresholds:
     """What turns scores into detections for ``cfg``; with ``kinds`` False (``analyze``, as
     BirdNET-Analyzer) every label may be reported and no sound rules apply."""
@@ -93,6 +138,7 @@ def thresholds(cfg: Config, labels: Sequence[Label], *, kinds: bool = True) -> T
         min_confidence=cfg.analysis.min_confidence,
         sensitivity=cfg.analysis.sensitivity,
         allowed=species_filter(cfg, labels, kinds=kinds),
+        per_label=per_label_thresholds(cfg, labels),
         sounds=sound_rules(cfg, labels) if kinds else None,
     )
 

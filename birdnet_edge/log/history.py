@@ -16,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from birdnet_edge.detect.confirm import Confirmation, confirmation
 from birdnet_edge.log.record import Detection, parse_utc, utc_text
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,9 +55,9 @@ def previous_start(
 class History:
     """The latest detection of each species: the log's, then this run's (pipeline thread)."""
 
-    def __init__(self, path: Path | None, min_windows: int = 1) -> None:
+    def __init__(self, path: Path | None, confirm: int | Confirmation = 1) -> None:
         self.path = path
-        self.min_windows = min_windows
+        self.confirm = confirmation(confirm)
         self._last: dict[str, dt.datetime | None] = {}
         self._conn: sqlite3.Connection | None = None
 
@@ -83,7 +84,7 @@ class History:
         if conn is None:
             return None
         try:
-            return previous_start(conn, scientific, before, self.min_windows)
+            return previous_start(conn, scientific, before, self.confirm.windows(scientific))
         except sqlite3.Error as exc:  # a log that cannot be read: the species counts as new
             _LOGGER.debug("cannot read the last %s from %s: %s", scientific, self.path, exc)
             return None

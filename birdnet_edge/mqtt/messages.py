@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from birdnet_edge.detect.confirm import Confirmation, confirmation
 from birdnet_edge.detect.events import Announce, EventChange, OutboxMessage
 from birdnet_edge.log import record
 from birdnet_edge.log.record import Detection
@@ -49,8 +50,8 @@ class Announcer:
     messages with the change (see :mod:`birdnet_edge.log.writer`), the publisher counts it.
     """
 
-    def __init__(self, min_windows: int, announced: set[str] | None = None) -> None:
-        self.min_windows = min_windows
+    def __init__(self, confirm: int | Confirmation, announced: set[str] | None = None) -> None:
+        self.confirm = confirmation(confirm)
         #: Open events already announced as detections (a config reload hands the set on to
         #: the next announcer, so an event in progress is not announced twice).
         self.announced = announced if announced is not None else set()
@@ -60,7 +61,7 @@ class Announcer:
         announce: Announce
         if d.id in self.announced:
             announce = "final" if d.closed else "grew"
-        elif d.windows >= self.min_windows:
+        elif d.windows >= self.confirm.windows(d.scientific):
             announce = "detected"
             self.announced.add(d.id)
         else:
