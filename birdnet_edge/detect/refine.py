@@ -61,10 +61,11 @@ def extra_starts(previous: int, start: int, step: int, first: int) -> list[int]:
 def is_candidate(window: ScoredWindow, detector: Detector, candidate: float) -> bool:
     """Whether an allowed label scores at least ``candidate`` but below the threshold."""
     t = detector.thresholds
-    if candidate >= t.min_confidence:
+    if t.per_label is None and candidate >= t.min_confidence:
         return False
     conf = window.confidences
-    near = (conf >= np.float32(candidate)) & (conf < np.float32(t.min_confidence))
+    threshold = t.per_label if t.per_label is not None else np.float32(t.min_confidence)
+    near = (conf >= np.float32(candidate)) & (conf < threshold)
     if t.allowed is not None:
         near &= t.allowed
     return bool(near.any())
