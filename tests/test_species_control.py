@@ -99,3 +99,31 @@ def test_the_confirmation_rule_per_species_and_for_single_callers(
     changes = [EventChange("opened" if d.windows == 1 else "updated", d) for d in grown]
     stamped = [announcer(change).announce for change in changes]
     assert stamped == [None, None, "detected"]
+
+
+def test_species_lists_what_the_range_filter_allows_in_the_users_language(
+    model_dir: Path, data_dir: Path
+) -> None:
+    import csv
+    import json
+
+    from tests.conftest import run_cli
+
+    proc = run_cli(
+        ["species", "--model-dir", str(model_dir), "--lat", "42.5", "--lon", "-76.45",
+         "--week", "4", "--locale", "de", "--json"]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(proc.stdout)
+    names = {s["common"] for s in listed["species"]}
+    occurrences = [s["occurrence"] for s in listed["species"]]
+    assert occurrences == sorted(occurrences, reverse=True)
+    assert min(occurrences) >= 0.03
+    # BirdNET-Analyzer's case 3 (this place and week, German names) reports only such species.
+    with (data_dir / "bna-2.4-expected" / "case3.table.txt").open(encoding="utf-8") as f:
+        expected = {row["Common Name"] for row in csv.DictReader(f, delimiter="\t")}
+    assert expected <= names
+    assert "Blaumeise" not in names  # a European tit is not expected in New York in January
+    again = run_cli(["species", "--model-dir", str(model_dir), "--lat", "42.5", "--lon",
+                     "-76.45", "--date", "2026-01-25", "--locale", "de", "--json"])  # fmt: skip
+    assert json.loads(again.stdout)["week"] == 4

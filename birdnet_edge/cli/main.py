@@ -11,7 +11,16 @@ import sys
 from collections.abc import Sequence
 
 from birdnet_edge import __version__
-from birdnet_edge.cli import analyze, benchmark, check_config, devices, model, review, run
+from birdnet_edge.cli import (
+    analyze,
+    benchmark,
+    check_config,
+    devices,
+    model,
+    review,
+    run,
+    species,
+)
 from birdnet_edge.cli.options import Handler
 from birdnet_edge.cli.stderr_logging import setup_logging
 from birdnet_edge.errors import BirdnetEdgeError
@@ -60,6 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     # One module per command, each with its parser; their imports are light (what a command
     # needs beyond them is imported when it runs).
-    for command in (analyze, model, run, devices, benchmark, check_config, review):
+    for command in (analyze, model, run, devices, species, benchmark, check_config, review):
         command.register(sub)
     return parser
