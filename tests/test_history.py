@@ -98,7 +98,7 @@ def test_the_log_is_asked_once_a_species_through_its_index(tmp_path: Path, new_y
 
 
 def test_the_tracker_stamps_each_event_and_counts_only_confirmed_ones(new_york: None) -> None:
-    tracker = EventTracker(CONTEXT, gap_seconds=3.0, history=History(None), min_windows=2)
+    tracker = EventTracker(CONTEXT, gap_seconds=3.0, history=History(None), confirm=2)
 
     def opened(at: str) -> list[EventChange]:
         start = _local(at)

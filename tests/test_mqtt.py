@@ -694,7 +694,7 @@ def test_outbox_messages_are_the_detection_then_home_assistants_event() -> None:
 
 
 def test_the_announcer_announces_each_detection_once_from_min_windows() -> None:
-    announcer = Announcer(min_windows=2)
+    announcer = Announcer(2)
     e = make_event(1)
     grown = dataclasses.replace(e, windows=2)
     changes = [

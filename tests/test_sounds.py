@@ -182,7 +182,7 @@ def test_a_sound_is_announced_on_its_own_topic_never_as_a_bird() -> None:
         "s1", t0, t0 + dt.timedelta(seconds=3), dt.timedelta(), "Siren", "Siren", 0.8, 1, False,
         DetectionContext("garden", None, None, "m", "FP32", 1.0, 0.0, 0.7), kind="sound",
     )  # fmt: skip
-    announcer = Announcer(min_windows=1)
+    announcer = Announcer(1)
     opened = announcer(EventChange("opened", siren))
     closed = announcer(EventChange("closed", dataclasses.replace(siren, closed=True)))
     assert [t for t, _ in opened.messages] == ["sound"]
