@@ -217,3 +217,34 @@ def test_report_sounds_logs_and_publishes_them_as_sounds_only(
     assert "Engine" not in listed.stdout  # the log shows animals...
     with_sounds = run_cli(["log", "--db", str(db), "--format", "json", "--sounds"])
     assert "Engine" in {d["common"] for d in json.loads(with_sounds.stdout)}  # ...or also sounds
+
+
+def test_explain_says_what_became_of_each_label(
+    soundscape: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    import os
+    import sys
+
+    config = _config(
+        tmp_path,
+        f"model: {{dir: {model_dir}}}\nstation: {{latitude: 42.5, longitude: -76.45}}\n"
+        "analysis: {min_confidence: 0.5, overlap: 0, refine: {enabled: false}}\n"
+        f"filters: {{week: 4}}\ndatabase: {{path: {tmp_path / 'd.db'}}}\n",
+    )
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": repo, "TZ": "America/New_York"}
+    done = subprocess.run(
+        [sys.executable, "-m", "birdnet_edge", "run", "--input", str(soundscape), "--fast",
+         "--quiet", "--explain", "--config", str(config),
+         "--start-time", "2026-01-25T03:00:00-05:00"],
+        capture_output=True, text=True, timeout=600, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line.split(": ", 1)[1] for line in done.stderr.splitlines() if "listener: " in line]
+    assert lines[0].startswith("03:00:00: Black-capped Chickadee 0.81 reported")
+    assert "03:00:03: Black-capped Chickadee 0.31 below 0.50" in lines
+    assert any(
+        line.startswith("03:01:51: Engine 0.52 left out: not of a kind reported") for line in lines
+    ), lines
+    cuckoo = [line for line in lines if "Chestnut-winged Cuckoo" in line]
+    assert cuckoo  # an Asian bird, below the threshold here: named with its score

@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also save every window's confidences (for checks and tests)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no line per detection on stdout")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="log each window's best labels and what became of each: reported, below its "
+        "threshold, left out by a filter, or dropped by a privacy, noise or daylight rule",
+    )
     add_model_options(p)
     p.set_defaults(handler=cmd_run)
 
@@ -76,5 +82,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         start_time=args.start_time,
         scores_out=args.scores_out,
         console=not args.quiet,
+        explain=args.explain,
     )
     return run_daemon(cfg, options)

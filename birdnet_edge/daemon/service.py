@@ -70,6 +70,7 @@ class RunOptions:
     scores_out: Path | None = None
     console: bool = True
     repeat: int = 1  # with input_file: play it this many times (soak tests)
+    explain: bool = False  # log each window's labels and what became of them
 
 
 def detection_context(cfg: Config, detector: Detector, overlap: float) -> DetectionContext:
@@ -149,6 +150,7 @@ class Daemon:
             overlap=self.overlap,
             refinement=refinement_of(cfg.analysis.refine),
             on_batch=self._on_batch,
+            explain=options.explain,
         )
 
     def _publisher(self, cfg: Config) -> MQTTPublisher | None:

@@ -33,6 +33,8 @@ class Thresholds:
     top_n: int | None = None
     #: Per-label thresholds where some species have their own (``filters.thresholds``).
     per_label: FloatArray | None = field(default=None, compare=False)
+    #: The species filter's parts, for explaining a label left out: (why, labels it allows).
+    left_out: tuple[tuple[str, frozenset[int]], ...] = field(default=(), compare=False)
     #: Privacy and noise rules, applied window by window by the listener's gate.
     sounds: SoundRules | None = field(default=None, compare=False)
 

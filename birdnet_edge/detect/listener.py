@@ -21,6 +21,7 @@ from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
 from birdnet_edge.detect.board import max_grid_overlap
 from birdnet_edge.detect.detector import Detector, ScoredWindow
 from birdnet_edge.detect.events import EventChange, EventTracker
+from birdnet_edge.detect.explain import explain
 from birdnet_edge.detect.refine import Refinement, Refiner
 from birdnet_edge.detect.sinks import Sink
 from birdnet_edge.detect.sounds import SoundGate
@@ -76,6 +77,7 @@ class Listener:
         refinement: Refinement | None = None,
         max_batch: int = MAX_BATCH,
         on_batch: Callable[[Sequence[ScoredWindow]], None] | None = None,
+        explain: bool = False,
     ) -> None:
         self.source = source
         self.detector = detector
@@ -88,6 +90,8 @@ class Listener:
         self.refiner: Refiner | None = None
         self._refine(refinement)
         self.on_batch = on_batch
+        #: Log every window's labels and what became of them (``run --explain``).
+        self.explain = explain
         self.stats = ListenerStats()
         #: Privacy and noise rules' state over the stream (see :mod:`birdnet_edge.detect.sounds`).
         self.gate = SoundGate()
@@ -186,14 +190,18 @@ class Listener:
             end = start + span.audio / SAMPLE_RATE  # a padded last window: the file's end
             audio_end = clock.time_of(span.start + span.audio)
             hits = window.hits
+            dropped: list[tuple[int, str]] = []
             if rules is not None:
                 verdict = self.gate.window(
                     rules, span.start, span.start + span.audio, window.confidences, hits,
                     at=_utc(start),
                 )  # fmt: skip
-                hits = verdict.hits
-                for index, why in verdict.dropped:
-                    _LOGGER.debug("%s not reported: %s", labels[index].common, why)
+                hits, dropped = verdict.hits, verdict.dropped
+            level = logging.INFO if self.explain else logging.DEBUG
+            if _LOGGER.isEnabledFor(level):
+                thresholds = self.detector.thresholds
+                words = explain(window.confidences, thresholds, list(labels), hits, dropped)
+                _LOGGER.log(level, "%s: %s", _utc(start).astimezone().strftime("%H:%M:%S"), words)
             self._emit(self.tracker.window(_utc(start), _utc(end), hits, labels))
         now = time.time()
         self.stats.latencies.append(now - audio_end)

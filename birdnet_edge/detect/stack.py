@@ -35,22 +35,35 @@ def names(cfg: Config, labels: Sequence[Label]) -> list[Label]:
     return [*labels, *english] if len(english) == len(labels) else list(labels)
 
 
-def species_filter(
+#: Why a label is not allowed, by the part of the species filter that leaves it out.
+Part = tuple[str, frozenset[int]]
+
+
+def species_parts(
     cfg: Config, labels: Sequence[Label], today: dt.date | None = None, *, kinds: bool = True
-) -> BoolArray | None:
-    """The mask of allowed labels: the kinds reported (``filters.classes``; with ``kinds``
-    False every label, as BirdNET-Analyzer) ∩ species list ∩ include list ∩ range model for
-    the station, minus exclusions."""
+) -> tuple[list[Part], frozenset[int]]:
+    """The parts of the species filter, each the labels it allows and what leaving a label out
+    means, and the labels excluded; with ``kinds`` False every kind is allowed (as
+    BirdNET-Analyzer)."""
     f = cfg.filters
     named = names(cfg, labels)
-    chosen: list[frozenset[int]] = []
+    # Sounds are not species: with report_sounds no species list or range filter applies.
+    sounds = (
+        frozenset(np.flatnonzero(kind_mask(labels, [Kind.SOUND])).tolist())
+        if kinds and f.report_sounds
+        else frozenset()
+    )
+    parts: list[Part] = []
     if kinds:
         reported = [Kind(name) for name in f.classes]
-        chosen.append(frozenset(np.flatnonzero(kind_mask(labels, reported)).tolist()))
+        kind = frozenset(np.flatnonzero(kind_mask(labels, reported)).tolist()) | sounds
+        parts.append((f"not of a kind reported (filters.classes: {', '.join(f.classes)})", kind))
     if f.species_list is not None:
-        chosen.append(read_species_list(f.species_list, named))
+        listed = read_species_list(f.species_list, named) | sounds
+        parts.append(("not in filters.species_list", listed))
     if f.include:
-        chosen.append(species_indices(named, f.include, source="filters.include"))
+        included = species_indices(named, f.include, source="filters.include") | sounds
+        parts.append(("not in filters.include", included))
     lat, lon = cfg.station.latitude, cfg.station.longitude
     if cfg.filters.range_filter and lat is not None and lon is not None:
         week = cfg.filters.week
@@ -62,16 +75,20 @@ def species_filter(
         _LOGGER.info(
             "range filter: %d species expected at %.2f, %.2f in week %d", len(found), lat, lon, week
         )
-        chosen.append(found)
+        parts.append((f"not expected here in week {week} (the range filter)", found | sounds))
     exclude = excluded(named, f.exclude)
     if f.exclude_list is not None:
         exclude |= read_species_list(f.exclude_list, named)
-    mask = allowed_mask(len(labels), species=chosen, exclude=exclude)
-    if kinds and cfg.filters.report_sounds:
-        # Sounds are not species: no species list or range filter applies to them.
-        sounds = kind_mask(labels, [Kind.SOUND])
-        mask = sounds if mask is None else mask | sounds
-    return mask
+    return parts, exclude
+
+
+def species_filter(
+    cfg: Config, labels: Sequence[Label], today: dt.date | None = None, *, kinds: bool = True
+) -> BoolArray | None:
+    """The mask of allowed labels: the kinds reported (``filters.classes``) ∩ species list ∩
+    include list ∩ range model for the station, minus exclusions (see :func:`species_parts`)."""
+    parts, exclude = species_parts(cfg, labels, today, kinds=kinds)
+    return allowed_mask(len(labels), species=[p for _, p in parts], exclude=exclude)
 
 
 def sound_rules(cfg: Config, labels: Sequence[Label]) -> SoundRules:
@@ -134,10 +151,12 @@ def confirmation_of(cfg: Config, labels: Sequence[Label]) -> Confirmation:
 def thresholds(cfg: Config, labels: Sequence[Label], *, kinds: bool = True) -> Thresholds:
     """What turns scores into detections for ``cfg``; with ``kinds`` False (``analyze``, as
     BirdNET-Analyzer) every label may be reported and no sound rules apply."""
+    parts, exclude = species_parts(cfg, labels, kinds=kinds)
     return Thresholds(
         min_confidence=cfg.analysis.min_confidence,
         sensitivity=cfg.analysis.sensitivity,
-        allowed=species_filter(cfg, labels, kinds=kinds),
+        allowed=allowed_mask(len(labels), species=[p for _, p in parts], exclude=exclude),
+        left_out=(*parts, ("excluded (filters.exclude)", frozenset(range(len(labels))) - exclude)),
         per_label=per_label_thresholds(cfg, labels),
         sounds=sound_rules(cfg, labels) if kinds else None,
     )
