@@ -291,3 +291,41 @@ def test_reloading_mqtt_settings_swaps_the_publisher(
             wait_until(lambda: old.state == "stopped", what="the old publisher stopped")
     finally:
         daemon.sinks.close()
+
+
+def test_a_reload_applies_the_trust_filters(
+    soundscape: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from birdnet_edge.config import load_config
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database: {{path: {tmp_path / 'd.db'}}}\n")
+    cfg = dataclasses.replace(load_config(config), model=ModelConfig(dir=model_dir))
+    daemon = Daemon(cfg, RunOptions(config_path=config, input_file=soundscape, console=False))
+    try:
+        rules = daemon.detector.thresholds.sounds
+        assert rules is not None
+        assert not rules.drop_in_private
+        assert daemon.confirm.windows("Turdus merula") == 1
+        config.write_text(
+            f"database: {{path: {tmp_path / 'd.db'}}}\n"
+            "filters:\n  privacy: {drop_detections: true}\n"
+            "  min_windows: {Eurasian Blackbird: 3}\n  thresholds: {House Sparrow: 0.9}\n"
+            "  classes: [birds, frogs]\n"
+        )
+        daemon.reload()
+        t = daemon.detector.thresholds
+        assert t.sounds is not None
+        assert t.sounds.drop_in_private
+        assert t.per_label is not None
+        sparrow = next(x.index for x in daemon.detector.labels if x.common == "House Sparrow")
+        assert float(t.per_label[sparrow]) == pytest.approx(0.9)
+        assert daemon.confirm.windows("Turdus merula") == 3
+        assert daemon.tracker.confirm is daemon.confirm
+        bullfrog = next(x.index for x in daemon.detector.labels if x.common == "American Bullfrog")
+        assert t.allowed is not None
+        assert t.allowed[bullfrog]
+    finally:
+        daemon.sinks.close()
