@@ -517,30 +517,37 @@ def test_a_discovery_prefix_with_wildcards_is_a_config_error(
 # --- the daemon end to end --------------------------------------------------------------------
 
 
-def test_replayed_soundscape_arrives_in_order(
-    broker: Broker, tmp_path: Path, soundscape: Path, model_dir: Path
-) -> None:
+def _replay_config(
+    tmp_path: Path, broker: Broker, model_dir: Path, more: str = ""
+) -> tuple[Path, Path]:
+    """A daemon config publishing to ``broker`` (and its database), with ``more`` YAML lines."""
     db = tmp_path / "detections.db"
     config = tmp_path / "config.yaml"
     config.write_text(
-        textwrap.dedent(
-            f"""
-            station: {{name: {STATION}}}
-            model: {{dir: {model_dir}}}
-            analysis: {{min_confidence: 0.3}}
-            database: {{path: {db}}}
-            mqtt: {{enabled: true, host: {broker.host}, port: {broker.port}}}
-            """
-        )
+        f"station: {{name: {STATION}}}\nmodel: {{dir: {model_dir}}}\n"
+        f"analysis: {{min_confidence: 0.3}}\ndatabase: {{path: {db}}}\n"
+        f"mqtt: {{enabled: true, host: {broker.host}, port: {broker.port}}}\n{more}\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return db, config
+
+
+def _replay(soundscape: Path, config: Path, *args: str, tz: str | None = None) -> None:
+    """``birdnet-edge run`` on the soundscape at full speed, to its end."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **({"TZ": tz} if tz else {})}
+    done = subprocess.run(
+        [sys.executable, "-m", "birdnet_edge", "run", "--input", str(soundscape), "--fast",
+         "--quiet", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=600, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_replayed_soundscape_arrives_in_order(
+    broker: Broker, tmp_path: Path, soundscape: Path, model_dir: Path
+) -> None:
+    db, config = _replay_config(tmp_path, broker, model_dir)
     with subscriber(broker, [TOPICS.detection]) as sub:
-        done = subprocess.run(
-            [sys.executable, "-m", "birdnet_edge", "run", "--input", str(soundscape), "--fast",
-             "--quiet", "--config", str(config)],
-            capture_output=True, text=True, timeout=600, env=env, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        _replay(soundscape, config)
         with contextlib.closing(sqlite3.connect(db)) as conn:
             stored = [r[0] for r in conn.execute("SELECT id FROM detections ORDER BY rowid")]
         print(f"{len(stored)} detections from the soundscape")
@@ -565,29 +572,9 @@ def test_first_of_day_fires_once_per_species_and_day_across_midnight(
 ) -> None:
     """The soundscape replayed from 23:59:00 station time: Home Assistant's event says
     first_of_day once per species before midnight and once again after it."""
-    db = tmp_path / "detections.db"
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            station: {{name: {STATION}}}
-            model: {{dir: {model_dir}}}
-            analysis: {{min_confidence: 0.3}}
-            events: {{gap_seconds: 0}}
-            database: {{path: {db}}}
-            mqtt: {{enabled: true, host: {broker.host}, port: {broker.port}}}
-            """
-        )
-    )
-    zone = "Europe/Berlin"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TZ": zone}
+    db, config = _replay_config(tmp_path, broker, model_dir, "events: {gap_seconds: 0}")
     with subscriber(broker, [TOPICS.event]) as sub:
-        done = subprocess.run(
-            [sys.executable, "-m", "birdnet_edge", "run", "--input", str(soundscape), "--fast",
-             "--quiet", "--config", str(config), "--start-time", "2026-03-28T23:59:00+01:00"],
-            capture_output=True, text=True, timeout=600, env=env, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        _replay(soundscape, config, "--start-time", "2026-03-28T23:59:00+01:00", tz="Europe/Berlin")
         with contextlib.closing(sqlite3.connect(db)) as conn:
             stored = conn.execute("SELECT count(*) FROM detections").fetchone()[0]
         sub.wait_for(lambda ms: len(ms) >= stored)
