@@ -119,6 +119,7 @@ def test_sighup_applies_a_new_threshold_and_rejects_a_broken_config(
             str(config),
             "--input",
             str(soundscape),
+            "--explain",  # a line a window: the proof that a window was scored
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -138,7 +139,8 @@ def test_sighup_applies_a_new_threshold_and_rejects_a_broken_config(
 
     try:
         wait_for(err, "ready in", 60)
-        time.sleep(4.0)  # the first window (Black-capped Chickadee 0.81) is below 0.99
+        # The first window (Black-capped Chickadee 0.81) was scored, below 0.99: no detection.
+        wait_for(err, "Black-capped Chickadee 0.81 below 0.99", 15)
         assert out == []
         _config(config, model_dir, 0.3)
         proc.send_signal(signal.SIGHUP)
