@@ -7,6 +7,7 @@ signals: SIGTERM/SIGINT stop (the window in flight is finished), SIGHUP reloads 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import signal
@@ -26,6 +27,7 @@ from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.source import Source
 from birdnet_edge.audio.windows import make_batch
 from birdnet_edge.config import Config, load_config
+from birdnet_edge.daemon.calendar_days import Calendar, Clock, day_line, local_now
 from birdnet_edge.daemon.console import Console
 from birdnet_edge.daemon.memory import trim_heap
 from birdnet_edge.daemon.reload import mqtt_changed, reloaded
@@ -55,7 +57,6 @@ STOP_BUDGET = 4.5  # seconds from SIGTERM to exit: the window in flight, then th
 SINK_SHARE = 1.5  # of which kept for the sinks to write what is queued
 STATUS_EVERY = 10.0  # seconds between STATUS= lines to systemd
 MIC_GRACE = 20.0  # seconds to wait for the microphone before reporting READY=1 anyway
-WEEK_CHECK = 3600.0  # seconds between checks whether the range filter's week has changed
 TRIM_EVERY = 10.0  # seconds between handing the C heap's free pages back (costs < 1 ms)
 
 
@@ -96,6 +97,7 @@ class Daemon:
         options: RunOptions,
         notifier: Notifier | None = None,
         detector: Detector | None = None,
+        clock: Clock = local_now,
     ) -> None:
         """Wire a daemon for ``cfg``; ``detector`` (default: loaded from ``cfg``) is how tests and
         benchmarks run it with a stand-in for the model."""
@@ -108,7 +110,8 @@ class Daemon:
         # The file's own settings, to tell on reload what changed in it (the command line may
         # override the model section, and those overrides stay).
         self._file_cfg = load_config(options.config_path) if options.config_path else cfg
-        self._range_week = range_week(cfg)
+        self.calendar = Calendar(clock)
+        self._range_week = range_week(cfg, self.calendar.today)
         self._scores: list[tuple[int, np.ndarray]] = []
         # The database first: one that cannot be used stops the start before the model loads.
         self.db_path = cfg.database.path or default_db_path()
@@ -283,7 +286,7 @@ class Daemon:
         next_watchdog = 0.0
         interval = self.notifier.watchdog_interval()
         timeout = self.notifier.watchdog_timeout() or 10.0
-        next_week_check = started + WEEK_CHECK
+        day_started = dataclasses.replace(self.listener.gate.stats)
         next_trim = started
         while thread.is_alive() and not self.stop_event.is_set():
             time.sleep(0.25)
@@ -295,8 +298,13 @@ class Daemon:
                 self.notifier.reloading("reloading the config")
                 self.reload()
                 self.notifier.ready(self.status_line())
-            if now >= next_week_check:
-                next_week_check = now + WEEK_CHECK
+            ended = self.calendar.turned()
+            if ended is not None:  # local midnight: the day's counts, the new week's species
+                stats = self.listener.gate.stats
+                line = day_line(ended, stats, day_started)
+                if line is not None:
+                    _LOGGER.info("%s", line)
+                day_started = dataclasses.replace(stats)
                 self._follow_the_week()
             if now >= next_trim:
                 # Freed memory (a tensor arena outgrown by a larger batch, decoding and
@@ -337,11 +345,12 @@ class Daemon:
 
     def _follow_the_week(self) -> None:
         """With ``filters.week: 0`` the range filter follows the calendar week by week."""
-        week = range_week(self.cfg)
+        today = self.calendar.today
+        week = range_week(self.cfg, today)
         if week is None or week == self._range_week:
             return
         try:
-            self.detector.thresholds = thresholds(self.cfg, self.detector.labels)
+            self.detector.thresholds = thresholds(self.cfg, self.detector.labels, today=today)
         except Exception as exc:  # keep the old species list rather than stop listening
             _LOGGER.error("cannot update the range filter for week %d: %s", week, exc)
             return
@@ -389,7 +398,7 @@ class Daemon:
         if new.database != self.cfg.database:
             self.sqlite.set_retention(new.database.retention_days, new.database.max_size_mb)
         self.cfg = new
-        self._range_week = range_week(new)
+        self._range_week = range_week(new, self.calendar.today)
         _LOGGER.info("config reloaded from %s", path)
 
     def _swap_sinks(self, new: Config, confirm: Confirmation, *, new_publisher: bool) -> None:
@@ -438,12 +447,12 @@ class _DayCounter:
         pass
 
 
-def range_week(cfg: Config) -> int | None:
-    """The calendar week the range filter follows, or None when it does not follow one."""
+def range_week(cfg: Config, today: dt.date) -> int | None:
+    """The week the range filter follows on ``today``, or None when it does not follow one."""
     s, f = cfg.station, cfg.filters
     if f.week != 0 or not f.range_filter or s.latitude is None or s.longitude is None:
         return None
-    return week_of_year(dt.date.today())
+    return week_of_year(today)
 
 
 def run_daemon(cfg: Config, options: RunOptions) -> int:

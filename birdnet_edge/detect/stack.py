@@ -148,10 +148,12 @@ def confirmation_of(cfg: Config, labels: Sequence[Label]) -> Confirmation:
     return Confirmation(cfg.mqtt.min_windows, types.MappingProxyType(per))
 
 
-def thresholds(cfg: Config, labels: Sequence[Label], *, kinds: bool = True) -> Thresholds:
+def thresholds(
+    cfg: Config, labels: Sequence[Label], *, kinds: bool = True, today: dt.date | None = None
+) -> Thresholds:
     """What turns scores into detections for ``cfg``; with ``kinds`` False (``analyze``, as
     BirdNET-Analyzer) every label may be reported and no sound rules apply."""
-    parts, exclude = species_parts(cfg, labels, kinds=kinds)
+    parts, exclude = species_parts(cfg, labels, today, kinds=kinds)
     return Thresholds(
         min_confidence=cfg.analysis.min_confidence,
         sensitivity=cfg.analysis.sensitivity,
