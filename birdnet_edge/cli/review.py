@@ -1,4 +1,4 @@
-"""``birdnet-edge log``: review the detection log (list, summary, export), read-only.
+"""``birdnet-edge log``: review the detection log (list, summary, export, new arrivals), read-only.
 
 Safe while the daemon runs: the database is opened read-only and WAL lets it read a consistent
 snapshot without holding up the writer. Times are shown in the station's local time (the UTC
