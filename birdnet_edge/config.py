@@ -279,6 +279,20 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class ClipsConfig:
+    """An audio clip of each bird detection, cut from the audio the model scored."""
+
+    enabled: bool = _f(False, "Keep a clip of each detection (off until clips have a disk budget).")
+    dir: Path | None = _f(None, "Where clips go; default a clips folder beside the database.")
+    pre: float = _f(1.0, "Audio kept before the event's first window (0..10 s).", lo=0, hi=10)
+    post: float = _f(1.0, "Audio kept after the event's last window (0..10 s).", lo=0, hi=10)
+    max_seconds: float = _f(
+        60.0, "A clip holds at most this much of a long event, from its start (5..300 s).",
+        lo=5, hi=300,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class TLSConfig:
     """TLS for the MQTT connection."""
 
@@ -335,6 +349,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    clips: ClipsConfig = field(default_factory=ClipsConfig)
     mqtt: MQTTConfig = field(default_factory=MQTTConfig)
 
     def __post_init__(self) -> None:

@@ -23,6 +23,7 @@ from birdnet_edge.model.install import verified
 REPO = Path(__file__).resolve().parent.parent
 
 pytest_plugins = (
+    "tests.mixing",  # `speech`: espeak-ng's voice, to mix into recordings
     "tests.pulse",  # the `pulse` fixture: a real PulseAudio null sink
     "tests.storage",  # `tiny_fs`: a small real file system to fill or remount read-only
     "tests.broker",  # `broker`, `broker_factory`: a real Mosquitto broker

@@ -51,7 +51,7 @@ CONTEXT = DetectionContext(
 DETECTION_KEYS = {
     "id", "status", "windows", "start", "end", "scientific_name", "common_name", "confidence",
     "station", "latitude", "longitude", "model", "precision", "kind", "first_of_day",
-    "first_in_days", "first_ever",
+    "first_in_days", "first_ever", "clip",
 }  # fmt: skip
 FAST = {"retry_min": 0.2, "retry_max": 0.5}
 

@@ -55,7 +55,7 @@ def test_the_message_keeps_its_public_names() -> None:
     assert list(message) == [
         "id", "status", "start", "end", "scientific_name", "common_name", "confidence",
         "windows", "station", "latitude", "longitude", "model", "precision", "kind",
-        "first_of_day", "first_in_days", "first_ever",
+        "first_of_day", "first_in_days", "first_ever", "clip",
     ]  # fmt: skip
     assert message["status"] == "open"
     assert message["confidence"] == 0.7375

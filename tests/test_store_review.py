@@ -164,7 +164,7 @@ def test_log_lists_the_latest_oldest_first_in_station_time(
     assert lines[2].split()[2:4] == ["House", "Finch"]
     assert lines[3].startswith("2025-05-01 08:00:00  Grauhäubchenmeise")
     assert "Haemorhous mexicanus" in lines[2]
-    assert lines[2].split()[-2:] == ["0.90", "4"]
+    assert lines[2].split()[-3:] == ["0.90", "4", "-"]  # no clip kept
 
 
 def test_log_utc_and_default_limit(scene_db: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import subprocess
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 
-from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.audio.format import SAMPLE_RATE
 from birdnet_edge.audio.replay import FileSource
 from birdnet_edge.audio.ring import RingBuffer
@@ -37,39 +34,11 @@ from birdnet_edge.log.record import DetectionContext
 from tests.broker import Broker, subscriber
 from tests.conftest import run_cli
 from tests.listsink import ListSink
+from tests.mixing import SPEECH_AT, excerpt, mix, write_wav
 
 pytestmark = pytest.mark.model
 
-SPEECH_AT = 15.0  # seconds into the excerpt
 Row = tuple[float, str]
-
-
-def _soundscape(soundscape: Path, seconds: float) -> np.ndarray:
-    return np.concatenate(list(iter_audio(soundscape)))[: round(seconds * SAMPLE_RATE)]
-
-
-def _mix(base: np.ndarray, sound: np.ndarray, at: float, gain: float) -> np.ndarray:
-    out: np.ndarray = base.copy()
-    start = round(at * SAMPLE_RATE)
-    part = sound[: len(out) - start]
-    out[start : start + len(part)] += gain * part / np.abs(part).max()
-    return out
-
-
-def _write(path: Path, audio: np.ndarray) -> Path:
-    soundfile.write(path, audio, SAMPLE_RATE, subtype="FLOAT")
-    return path
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt install espeak-ng)")
-    path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    text = "Good morning. I think the blackbird is singing in the garden again, can you hear it?"
-    subprocess.run(["espeak-ng", "-v", "en+f3", "-s", "130", "-w", str(path), text], check=True)
-    audio: np.ndarray = np.concatenate(list(iter_audio(path)))
-    return audio
 
 
 def _wail(seconds: float) -> np.ndarray:
@@ -137,8 +106,8 @@ def test_the_daemon_with_its_defaults_logs_no_engine(soundscape: Path, model_dir
 def test_speech_is_private_and_dropping_takes_only_the_birds_around_it(
     soundscape: Path, model_dir: Path, speech: np.ndarray, tmp_path: Path
 ) -> None:
-    base = _soundscape(soundscape, 45.0)
-    mixed = _write(tmp_path / "speech.wav", _mix(base, speech, SPEECH_AT, 0.2))
+    base = excerpt(soundscape, 45.0)
+    mixed = write_wav(tmp_path / "speech.wav", mix(base, speech, SPEECH_AT, 0.2))
     # Flagged where the voice is, through the daemon's path (privacy on by default).
     _, listener = _replay(mixed, _daemon_config(model_dir))
     assert listener.gate.stats.private_windows == 2  # 15-18 s and 18-21 s: the speech
@@ -155,8 +124,8 @@ def test_speech_is_private_and_dropping_takes_only_the_birds_around_it(
 def test_a_siren_suppresses_the_listed_species_for_the_configured_time(
     soundscape: Path, model_dir: Path, tmp_path: Path
 ) -> None:
-    base = _soundscape(soundscape, 45.0)
-    mixed = _write(tmp_path / "siren.wav", _mix(base, _wail(3.0), 6.0, 0.2))
+    base = excerpt(soundscape, 45.0)
+    mixed = write_wav(tmp_path / "siren.wav", mix(base, _wail(3.0), 6.0, 0.2))
     config = _config(
         tmp_path,
         "filters:\n  noise:\n    - {sounds: [Siren], threshold: 0.2, seconds: 15, "

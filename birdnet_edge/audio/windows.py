@@ -47,6 +47,10 @@ class Windower:
         self.origin = start
         #: Hops before the next window whose audio stays in the ring (refinement reads them).
         self.keep_hops = 0
+        #: Samples before that which stay too (a clip's audio before its event's first window).
+        self.keep_before = 0
+        #: The oldest sample another reader still needs (the clips being cut), if any.
+        self.hold: int | None = None
         self._last_end = start  # end of the last window cut
 
     def set_overlap(self, overlap: float) -> None:
@@ -98,7 +102,10 @@ class Windower:
         return self.ring.read(start, row[:audio])
 
     def _free(self) -> None:
-        self.ring.free_until(max(self.origin, self.next_start - self.keep_hops * self.hop))
+        needed = self.next_start - self.keep_hops * self.hop - self.keep_before
+        if self.hold is not None:
+            needed = min(needed, self.hold)
+        self.ring.free_until(max(0, min(max(self.origin, needed), self.next_start)))
 
     def _skip_overwritten(self) -> None:
         oldest = self.ring.oldest()

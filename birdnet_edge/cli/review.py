@@ -370,7 +370,7 @@ def write_header(fmt: str, out: TextIO, utc: bool) -> None:
     if fmt == "table":
         zone = "UTC" if utc else "local"
         time = f"time ({zone})"
-        out.write(f"{time:<19}  {'species':<26} {'scientific name':<30} conf  windows\n")
+        out.write(f"{time:<19}  {'species':<26} {'scientific name':<30} conf  windows  clip\n")
     elif fmt == "csv":
         csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n").writeheader()
 
@@ -384,7 +384,7 @@ def row_writer(fmt: str, out: TextIO, utc: bool) -> Callable[[Detection], None]:
             t = when(d.start, d.zone, utc)
             out.write(
                 f"{t:%Y-%m-%d %H:%M:%S}  {d.common:<26} {d.scientific:<30} "
-                f"{d.confidence:.2f} {d.windows:>8}\n"
+                f"{d.confidence:.2f} {d.windows:>8}  {'yes' if d.clip else '-'}\n"
             )
         elif fmt == "csv":
             writer.writerow(export(d, utc=utc))

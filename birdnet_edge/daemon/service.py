@@ -26,6 +26,8 @@ from birdnet_edge.audio.replay import FileSource
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.source import Source
 from birdnet_edge.audio.windows import make_batch
+from birdnet_edge.clips.cutter import ClipCutter, ClipSettings
+from birdnet_edge.clips.writer import ClipWriter
 from birdnet_edge.config import Config, load_config
 from birdnet_edge.daemon.calendar_days import Calendar, Clock, day_line, local_now
 from birdnet_edge.daemon.console import Console
@@ -155,6 +157,16 @@ class Daemon:
             on_batch=self._on_batch,
             explain=options.explain,
         )
+        #: Writes the clips the listener cuts (``clips.enabled``), on its own thread.
+        self.clip_writer: ClipWriter | None = None
+        if cfg.clips.enabled:
+            self.clip_writer = ClipWriter(clips_dir(cfg, self.db_path))
+            settings = ClipSettings(
+                pre=round(cfg.clips.pre * SAMPLE_RATE),
+                post=round(cfg.clips.post * SAMPLE_RATE),
+                longest=round(cfg.clips.max_seconds * SAMPLE_RATE),
+            )
+            self.listener.keep_clips(ClipCutter(self.source.ring, settings, self.clip_writer.put))
 
     def _publisher(self, cfg: Config) -> MQTTPublisher | None:
         return MQTTPublisher(cfg, self.db_path, feed=self.feed) if cfg.mqtt.enabled else None
@@ -251,6 +263,8 @@ class Daemon:
         thread.join(max(0.1, deadline - SINK_SHARE - time.monotonic()))
         if thread.is_alive():
             _LOGGER.warning("the inference thread did not finish its window in time")
+        if self.clip_writer is not None:  # the last events' clips, cut as they closed
+            self.clip_writer.close(timeout=max(0.2, deadline - SINK_SHARE / 2 - time.monotonic()))
         self.sinks.close(timeout=max(0.2, deadline - time.monotonic()))
         self._report_unstored()
 
@@ -445,6 +459,11 @@ class _DayCounter:
 
     def close(self, timeout: float = 5.0) -> None:
         pass
+
+
+def clips_dir(cfg: Config, db_path: Path) -> Path:
+    """Where clips go: ``clips.dir``, else a ``clips`` folder beside the database."""
+    return cfg.clips.dir or db_path.parent / "clips"
 
 
 def range_week(cfg: Config, today: dt.date) -> int | None:

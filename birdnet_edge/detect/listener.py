@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from birdnet_edge.audio.format import SAMPLE_RATE
 from birdnet_edge.audio.source import Source
 from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
+from birdnet_edge.clips.cutter import ClipCutter
 from birdnet_edge.detect.board import max_grid_overlap
 from birdnet_edge.detect.detector import Detector, ScoredWindow
 from birdnet_edge.detect.events import EventChange, EventTracker
@@ -92,6 +93,8 @@ class Listener:
         self.on_batch = on_batch
         #: Log every window's labels and what became of them (``run --explain``).
         self.explain = explain
+        #: Cuts each event's clip out of the ring (``clips.enabled``); see :meth:`keep_clips`.
+        self.clips: ClipCutter | None = None
         self.stats = ListenerStats()
         #: Privacy and noise rules' state over the stream (see :mod:`birdnet_edge.detect.sounds`).
         self.gate = SoundGate()
@@ -100,6 +103,11 @@ class Listener:
         self._reported_overflows = 0
         self._reported_unrefined = 0
         self._next_report = 0.0
+
+    def keep_clips(self, cutter: ClipCutter) -> None:
+        """Cut clips with ``cutter`` (before :meth:`run`): the ring then keeps its pre-roll."""
+        self.clips = cutter
+        self.windower.keep_before = cutter.settings.pre
 
     def set_windows(self, overlap: float, refinement: Refinement | None) -> None:
         """Change the overlap and refinement from the next window on (applied on the loop's
@@ -129,6 +137,8 @@ class Listener:
                     self.windower.set_overlap(overlap)
                     self._refine(refinement)
                     self._new_windows = None
+                if self.clips is not None:
+                    self.windower.hold = self.clips.oldest_needed()
                 spans = self.windower.take(self.batch)
                 if spans:
                     self._process(spans)
@@ -148,7 +158,7 @@ class Listener:
             self._report_losses(final=True)  # what the last minute lost, before exiting
         finally:
             self.source.stop()
-            self._emit(self.tracker.close_all())
+            self._emit(self._clipped(self.tracker.close_all(), self.source.ring.written))
 
     def _resume_after(self, gap: int) -> None:
         """Audio restarted at sample ``gap``: score the complete windows still waiting before
@@ -202,7 +212,8 @@ class Listener:
                 thresholds = self.detector.thresholds
                 words = explain(window.confidences, thresholds, list(labels), hits, dropped)
                 _LOGGER.log(level, "%s: %s", _utc(start).astimezone().strftime("%H:%M:%S"), words)
-            self._emit(self.tracker.window(_utc(start), _utc(end), hits, labels))
+            changes = self.tracker.window(_utc(start), _utc(end), hits, labels)
+            self._emit(self._clipped(changes, span.start + span.audio))
         now = time.time()
         self.stats.latencies.append(now - audio_end)
         self.stats.windows += windows  # every window scored, grid and refinement
@@ -211,6 +222,18 @@ class Listener:
         self.stats.last_batch = time.monotonic()
         if self.on_batch is not None:
             self.on_batch(scored)
+
+    def _clipped(self, changes: list[EventChange], window_end: int) -> list[EventChange]:
+        """The changes, each closed event naming its clip where one is kept."""
+        if self.clips is None or not changes:
+            return changes
+        rules = self.detector.thresholds.sounds
+        gate = self.gate
+
+        def private(start: int, end: int) -> bool:
+            return rules is not None and gate.is_private(start, end, rules)
+
+        return self.clips.follow(changes, window_end, private)
 
     def _emit(self, changes: list[EventChange]) -> None:
         for change in changes:

@@ -59,6 +59,8 @@ class Detection:
     first_of_day: bool = False
     first_in_days: int | None = None
     first_ever: bool = False
+    #: The audio clip, relative to the clips folder (``clips.enabled``); None: none kept.
+    clip: str | None = None
     #: The database's row number once read back (0 for a record not read from the database).
     rowid: int = dataclasses.field(default=0, compare=False)
 
@@ -115,7 +117,7 @@ def sql_literal(value: object) -> str:
 
 
 #: Columns an update of an event already stored may change (it grows, then closes).
-UPDATED_COLUMNS = ("end_utc", "confidence", "windows", "closed")
+UPDATED_COLUMNS = ("end_utc", "confidence", "windows", "closed", "clip")
 
 
 def utc_text(t: dt.datetime) -> str:
@@ -169,6 +171,7 @@ _MESSAGE_KEYS = {
     "windows": "windows", "station": "station", "latitude": "latitude",
     "longitude": "longitude", "model": "model", "precision": "precision", "kind": "kind",
     "first_of_day": "first_of_day", "first_in_days": "first_in_days", "first_ever": "first_ever",
+    "clip": "clip",
 }  # fmt: skip
 
 
@@ -191,7 +194,7 @@ def message(d: Detection) -> dict[str, Any]:
 EXPORT_FIELDS = (
     "id", "start", "end", "utc_offset", "common", "scientific", "confidence", "windows",
     "duration_s", "station", "latitude", "longitude", "model", "precision", "sensitivity",
-    "overlap", "min_confidence", "kind", "first_of_day", "first_in_days", "first_ever",
+    "overlap", "min_confidence", "kind", "first_of_day", "first_in_days", "first_ever", "clip",
 )  # fmt: skip
 
 

@@ -75,6 +75,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE detections ADD COLUMN first_ever INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX detections_kind ON detections (kind, start_utc);
     """,
+    # 5: the detection's audio clip, relative to the clips folder
+    """
+    ALTER TABLE detections ADD COLUMN clip TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

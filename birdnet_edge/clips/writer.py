@@ -1,0 +1,80 @@
+"""Writing clips as FLAC files, on a thread of its own: never on the audio or inference thread.
+
+A clip is encoded in memory and written whole (a temporary name, then renamed), so a power cut
+leaves either the file or nothing. A full or failing disk costs the clip, said once a minute,
+never the detection or the listening.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+import soundfile
+
+from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.clips.cutter import Clip
+
+_LOGGER = logging.getLogger(__name__)
+
+ERROR_EVERY = 60.0  # seconds between error lines while clips cannot be written
+
+
+def encode(clip: Clip) -> bytes:
+    """The clip as a FLAC file (16-bit, 48 kHz mono)."""
+    out = io.BytesIO()
+    soundfile.write(out, clip.samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return out.getvalue()
+
+
+class ClipWriter:
+    """Writes the clips handed to it under ``root``, in order, from one thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.written = 0
+        self.failed = 0
+        self._queue: queue.SimpleQueue[Clip | None] = queue.SimpleQueue()
+        self._last_error = -ERROR_EVERY
+        self._thread = threading.Thread(target=self._run, name="clip-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, clip: Clip) -> None:
+        """Queue a clip (any thread; never blocks)."""
+        self._queue.put(clip)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            _LOGGER.warning("the clip writer did not finish within %.1f s", timeout)
+
+    def _run(self) -> None:
+        while (clip := self._queue.get()) is not None:
+            try:
+                self._write(clip)
+            except (OSError, RuntimeError, ValueError) as exc:  # soundfile raises RuntimeError
+                self.failed += 1
+                now = time.monotonic()
+                if now - self._last_error >= ERROR_EVERY:
+                    self._last_error = now
+                    _LOGGER.error(
+                        "cannot write the clip %s under %s: %s (detections are still logged)",
+                        clip.name, self.root, exc,
+                    )  # fmt: skip
+
+    def _write(self, clip: Clip) -> None:
+        path = self.root / clip.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = encode(clip)
+        partial = path.with_name(path.name + ".part")
+        with open(partial, "wb") as f:
+            f.write(data)
+        os.replace(partial, path)
+        self.written += 1

@@ -1,0 +1,103 @@
+"""Clips: each detection's audio, cut from the ring the model read, written off the threads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from birdnet_edge.audio.decode import iter_audio
+from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.clips.cutter import to_int16
+from birdnet_edge.config import (
+    AnalysisConfig,
+    ClipsConfig,
+    Config,
+    DatabaseConfig,
+    ModelConfig,
+    RefineConfig,
+)
+from birdnet_edge.daemon.service import Daemon, RunOptions
+from birdnet_edge.log.record import parse_utc
+from tests.mixing import SPEECH_AT, excerpt, mix, write_wav
+
+pytestmark = pytest.mark.model
+
+START = dt.datetime(2026, 5, 1, 4, 30, tzinfo=dt.timezone.utc)
+
+
+def _replay(audio: Path, tmp_path: Path, model_dir: Path) -> Path:
+    """The daemon replaying ``audio`` at full speed with clips on; returns its database."""
+    db = tmp_path / "d.db"
+    cfg = Config(
+        model=ModelConfig(dir=model_dir),
+        analysis=AnalysisConfig(min_confidence=0.25, overlap=0.0, refine=RefineConfig(False)),
+        database=DatabaseConfig(path=db),
+        clips=ClipsConfig(enabled=True, pre=1.0, post=1.0),
+    )
+    options = RunOptions(input_file=audio, fast=True, console=False, start_time=START.timestamp())
+    daemon = Daemon(cfg, options)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    thread.join(300)
+    assert not thread.is_alive()
+    return db
+
+
+def _rows(db: Path) -> list[tuple[str, str, str, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT scientific, start_utc, end_utc, clip FROM detections ORDER BY start_utc"
+        ).fetchall()
+
+
+def _sample(text: str) -> int:
+    return round((parse_utc(text) - START).total_seconds() * SAMPLE_RATE)
+
+
+def test_each_clip_is_the_scored_audio_bit_for_bit(
+    soundscape: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    source = to_int16(np.concatenate(list(iter_audio(soundscape))))
+    db = _replay(soundscape, tmp_path, model_dir)
+    rows = _rows(db)
+    assert len(rows) >= 10
+    assert all(clip for *_, clip in rows), "every bird detection has a clip"
+    for scientific, start, end, clip in rows:
+        path = tmp_path / "clips" / clip
+        assert path.is_file(), clip
+        assert clip.startswith("2026/05/01/") or clip.startswith("2026/04/30/")
+        assert scientific.replace(" ", "_") in clip
+        audio, rate = soundfile.read(path, dtype="int16")
+        assert rate == SAMPLE_RATE
+        first = max(0, _sample(start) - SAMPLE_RATE)
+        last = min(len(source), _sample(end) + SAMPLE_RATE)
+        assert np.array_equal(audio, source[first:last]), (clip, len(audio), last - first)
+    assert not list((tmp_path / "clips").rglob("*.part"))
+
+
+def test_no_clip_holds_a_voice(
+    soundscape: Path, model_dir: Path, tmp_path: Path, speech: np.ndarray,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.INFO, logger="birdnet_edge.clips")
+    base = excerpt(soundscape, 45.0)
+    mixed = write_wav(tmp_path / "speech.wav", mix(base, speech, SPEECH_AT, 0.2))
+    db = _replay(mixed, tmp_path, model_dir)
+    rows = _rows(db)
+    voice = (round(SPEECH_AT * SAMPLE_RATE), round((SPEECH_AT + 6.4) * SAMPLE_RATE))
+    kept = [(s, e) for _, s, e, clip in rows if clip]
+    assert kept, "clips away from the voice are kept"
+    for start, end in kept:  # each clip's span, with its pre and post roll
+        first, last = _sample(start) - SAMPLE_RATE, _sample(end) + SAMPLE_RATE
+        # Not the voice, nor 3 s (privacy.seconds) either side of the windows it was heard in.
+        assert last <= voice[0] - 3 * SAMPLE_RATE or first >= 24 * SAMPLE_RATE, (start, end)
+    assert any(clip is None for *_, clip in rows), "the Blue Jay right after the voice: no clip"
+    assert "no clip of Blue Jay" in caplog.text
+    assert "a human sound was heard within the privacy filter's reach" in caplog.text
