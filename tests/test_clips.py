@@ -101,3 +101,25 @@ def test_no_clip_holds_a_voice(
     assert any(clip is None for *_, clip in rows), "the Blue Jay right after the voice: no clip"
     assert "no clip of Blue Jay" in caplog.text
     assert "a human sound was heard within the privacy filter's reach" in caplog.text
+
+
+def test_log_lists_shows_and_refuses_to_play_what_is_not_there(
+    soundscape: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import run_cli
+
+    db = _replay(soundscape, tmp_path, model_dir)
+    listed = run_cli(["log", "--db", str(db), "--limit", "3"]).stdout.splitlines()
+    assert listed[0].endswith("clip (id)")
+    short = listed[1].split()[-1]
+    assert len(short) == 8
+    config = tmp_path / "c.yaml"
+    config.write_text(f"database: {{path: {db}}}\n")
+    shown = run_cli(["log", "show", short, "-c", str(config)])
+    assert shown.returncode == 0, shown.stderr
+    clip_line = shown.stdout.splitlines()[1]
+    assert clip_line.startswith(f"clip: {tmp_path / 'clips'}")
+    assert clip_line.endswith(".flac")
+    unknown = run_cli(["log", "show", "ffffffff", "-c", str(config)])
+    assert unknown.returncode == 2
+    assert "no detection with id 'ffffffff'" in unknown.stderr

@@ -110,6 +110,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )  # fmt: skip
     n.set_defaults(handler=cmd_new)
 
+    for name, handler, what in (
+        ("show", cmd_show, "print a detection and the path of its clip (opens nothing)"),
+        ("play", cmd_play, "play a detection's clip through the default audio output"),
+    ):
+        a = actions.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
+        a.add_argument("id", help="the detection's id, or its first characters (`log` shows 8)")
+        _add_common(a, argparse.SUPPRESS)
+        a.set_defaults(handler=handler)
+
 
 def _add_common(p: argparse.ArgumentParser, default: Any) -> None:
     """The options every ``log`` action takes. Actions pass ``SUPPRESS`` so that options given
@@ -236,6 +245,59 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one(args: argparse.Namespace) -> tuple[Detection, Path | None]:
+    """The detection ``args.id`` names, and its clip's path (None: no clip kept)."""
+    from birdnet_edge.clips import clips_dir
+    from birdnet_edge.config import load_config
+
+    path = db_path(args)
+    conn = store.connect(path)
+    try:
+        found = store.by_id(conn, args.id)
+    finally:
+        conn.close()
+    if not found:
+        raise BirdnetEdgeError(
+            f"no detection with id {args.id!r} in {path}: see `birdnet-edge log`"
+        )
+    if len(found) > 1:
+        raise BirdnetEdgeError(f"{args.id!r} starts more than one id: give more of it")
+    d = found[0]
+    if d.clip is None:
+        return d, None
+    cfg = load_config(_config_path(args))
+    return d, clips_dir(cfg, path) / d.clip
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    d, clip = _one(args)
+    t = when(d.start, d.zone, getattr(args, "utc", False))
+    print(f"{d.id}  {t:%Y-%m-%d %H:%M:%S}  {d.common} ({d.scientific})  {d.confidence:.2f}")
+    if clip is None:
+        print("clip: none kept")
+    else:
+        print(f"clip: {clip}" + ("" if clip.is_file() else "  (missing: deleted by retention?)"))
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    d, clip = _one(args)
+    if clip is None or not clip.is_file():
+        raise BirdnetEdgeError(f"no clip of detection {d.id[:8]} ({d.common}) is kept")
+    import sounddevice
+    import soundfile
+
+    audio, rate = soundfile.read(clip, dtype="float32")
+    try:
+        sounddevice.play(audio, rate)
+        sounddevice.wait()
+    except sounddevice.PortAudioError as exc:
+        raise BirdnetEdgeError(
+            f"cannot play {clip}: {exc}: no audio output here? copy the file and play it elsewhere"
+        ) from None
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format or "csv"
     if fmt == "table":
@@ -290,6 +352,20 @@ def _hourly(conn: sqlite3.Connection, path: Path, f: Filters, utc: bool) -> int:
 # -- shared pieces ----------------------------------------------------------------------------
 
 
+def _config_path(args: argparse.Namespace) -> Path | None:
+    """``-c``, else the default config file when it exists (as ``run``), else the service's
+    where this user may read it (``sudo birdnet-edge log``)."""
+    from birdnet_edge import paths
+
+    service_config = paths.SERVICE_CONFIG_DIR / paths.CONFIG_NAME
+    config: Path | None = args.config
+    if config is None and paths.default_config_path().is_file():
+        config = paths.default_config_path()
+    elif config is None and service_config.is_file() and os.access(service_config, os.R_OK):
+        config = service_config
+    return config
+
+
 def db_path(args: argparse.Namespace) -> Path:
     """``--db``, else ``database.path`` of the config (``-c``, or the default config file when
     it exists, as ``run`` does), else the default location."""
@@ -297,16 +373,10 @@ def db_path(args: argparse.Namespace) -> Path:
     from birdnet_edge.config import load_config
     from birdnet_edge.log.schema import DB_NAME, default_db_path
 
-    service_config = paths.SERVICE_CONFIG_DIR / paths.CONFIG_NAME
     service_db = paths.SERVICE_STATE_DIR / DB_NAME
     if args.db is not None:
         return Path(args.db)
-    config = args.config
-    if config is None and paths.default_config_path().is_file():
-        config = paths.default_config_path()
-    elif config is None and service_config.is_file() and os.access(service_config, os.R_OK):
-        config = service_config  # `sudo birdnet-edge log` on a service install
-    cfg = load_config(config)
+    cfg = load_config(_config_path(args))
     if cfg.database.path is not None:
         return cfg.database.path
     path = default_db_path()
@@ -370,7 +440,7 @@ def write_header(fmt: str, out: TextIO, utc: bool) -> None:
     if fmt == "table":
         zone = "UTC" if utc else "local"
         time = f"time ({zone})"
-        out.write(f"{time:<19}  {'species':<26} {'scientific name':<30} conf  windows  clip\n")
+        out.write(f"{time:<19}  {'species':<26} {'scientific name':<30} conf  windows  clip (id)\n")
     elif fmt == "csv":
         csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n").writeheader()
 
@@ -384,7 +454,7 @@ def row_writer(fmt: str, out: TextIO, utc: bool) -> Callable[[Detection], None]:
             t = when(d.start, d.zone, utc)
             out.write(
                 f"{t:%Y-%m-%d %H:%M:%S}  {d.common:<26} {d.scientific:<30} "
-                f"{d.confidence:.2f} {d.windows:>8}  {'yes' if d.clip else '-'}\n"
+                f"{d.confidence:.2f} {d.windows:>8}  {d.id[:8] if d.clip else '-'}\n"
             )
         elif fmt == "csv":
             writer.writerow(export(d, utc=utc))

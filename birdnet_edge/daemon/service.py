@@ -26,6 +26,7 @@ from birdnet_edge.audio.replay import FileSource
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.source import Source
 from birdnet_edge.audio.windows import make_batch
+from birdnet_edge.clips import clips_dir
 from birdnet_edge.clips.cutter import ClipCutter, ClipSettings
 from birdnet_edge.clips.writer import ClipWriter
 from birdnet_edge.config import Config, load_config
@@ -459,11 +460,6 @@ class _DayCounter:
 
     def close(self, timeout: float = 5.0) -> None:
         pass
-
-
-def clips_dir(cfg: Config, db_path: Path) -> Path:
-    """Where clips go: ``clips.dir``, else a ``clips`` folder beside the database."""
-    return cfg.clips.dir or db_path.parent / "clips"
 
 
 def range_week(cfg: Config, today: dt.date) -> int | None:

@@ -168,6 +168,13 @@ def _detection(row: Any) -> Detection:
     return from_row(tuple(row[1:]), rowid=row[0])
 
 
+def by_id(conn: sqlite3.Connection, prefix: str) -> list[Detection]:
+    """The detections whose id starts with ``prefix`` (a range on the id's unique index)."""
+    prefix = prefix.strip().lower()
+    sql = f"SELECT {_columns(conn)} FROM detections WHERE id >= ? AND id < ? ORDER BY id LIMIT 2"
+    return [_detection(r) for r in conn.execute(sql, (prefix, prefix + "\uffff"))]
+
+
 def recent(conn: sqlite3.Connection, f: Filters, limit: int | None) -> list[Detection]:
     """The ``limit`` latest matching detections (all when None), oldest first."""
     where, params = _where(conn, f)
