@@ -106,8 +106,9 @@ def test_a_voice_makes_its_window_and_the_next_seconds_private_and_drops_birds_t
     assert seen == [(False, [0]), (True, []), (True, []), (False, [0])]
     assert (gate.stats.private_windows, gate.stats.dropped_private) == (1, 2)
     # Audio from 3 s before the voice's window to 3 s after it is private (clips).
-    assert gate.is_private(0, 1, PRIVACY)
-    assert not gate.is_private(12 * SAMPLE_RATE, 13 * SAMPLE_RATE, PRIVACY)
+    assert gate.is_private(0, 1)  # 3 s before the voice's window
+    assert gate.is_private(8 * SAMPLE_RATE, 9 * SAMPLE_RATE)
+    assert not gate.is_private(9 * SAMPLE_RATE, 13 * SAMPLE_RATE)  # 3 s after its end: free
 
 
 def test_privacy_without_dropping_keeps_the_birds_and_only_marks_the_windows() -> None:

@@ -227,13 +227,7 @@ class Listener:
         """The changes, each closed event naming its clip where one is kept."""
         if self.clips is None or not changes:
             return changes
-        rules = self.detector.thresholds.sounds
-        gate = self.gate
-
-        def private(start: int, end: int) -> bool:
-            return rules is not None and gate.is_private(start, end, rules)
-
-        return self.clips.follow(changes, window_end, private)
+        return self.clips.follow(changes, window_end, self.gate.is_private)
 
     def _emit(self, changes: list[EventChange]) -> None:
         for change in changes:

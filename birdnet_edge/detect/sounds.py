@@ -23,6 +23,7 @@ Times are sample numbers of the stream, so replays and tests are exact.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import enum
 from collections.abc import Iterable, Sequence
@@ -189,7 +190,9 @@ class SoundGate:
 
     def __init__(self) -> None:
         self.private_until = -1  # sample number: windows starting before it are private
-        self.voice_at: int | None = None  # start of the latest window with a human sound
+        #: The private stretches heard lately, oldest first: ``seconds`` either side of the
+        #: windows with a human sound, merged where they touch (for evidence: clips).
+        self.private_spans: collections.deque[tuple[int, int]] = collections.deque(maxlen=256)
         self.suppressed_until: dict[int, tuple[int, str]] = {}  # label -> (sample, by what)
         self.stats = GateStats()
 
@@ -212,8 +215,12 @@ class SoundGate:
         )
         if voice:
             self.stats.private_windows += 1
-            self.voice_at = start
             self.private_until = max(self.private_until, end + rules.privacy_samples)
+            span = (start - rules.privacy_samples, end + rules.privacy_samples)
+            if self.private_spans and span[0] <= self.private_spans[-1][1]:
+                first, last = self.private_spans.pop()
+                span = (min(first, span[0]), max(last, span[1]))
+            self.private_spans.append(span)
         private = voice or start < self.private_until
         for rule in rules.noise:
             if float(confidences[rule.sounds].max()) >= rule.threshold:
@@ -244,9 +251,7 @@ class SoundGate:
                 kept.append((index, confidence))
         return Verdict(kept, private, dropped)
 
-    def is_private(self, start: int, end: int, rules: SoundRules) -> bool:
-        """Whether audio from ``start`` to ``end`` lies within ``seconds`` of a human sound
+    def is_private(self, start: int, end: int) -> bool:
+        """Whether any audio from ``start`` to ``end`` lies within ``seconds`` of a human sound
         heard so far (for evidence kept later: clips)."""
-        if self.voice_at is None:
-            return False
-        return start < self.private_until and end > self.voice_at - rules.privacy_samples
+        return any(start < last and end > first for first, last in self.private_spans)
