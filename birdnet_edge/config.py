@@ -290,6 +290,15 @@ class ClipsConfig:
         60.0, "A clip holds at most this much of a long event, from its start (5..300 s).",
         lo=5, hi=300,
     )  # fmt: skip
+    max_size_mb: int = _f(1024, "The clips take at most this much disk (MB; 0 = no limit).", lo=0)
+    min_free_mb: int = _f(
+        500, "A clip is written only if this much stays free on its disk (MB; 0 = no floor).",
+        lo=0,
+    )  # fmt: skip
+    retention_days: float = _f(
+        30.0, "Clips older than this are deleted (days; 0 = kept while the budget allows).",
+        lo=0,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

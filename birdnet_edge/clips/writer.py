@@ -7,6 +7,7 @@ never the detection or the listening.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 import soundfile
 
 from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.clips.budget import ClipBudget, Kept, free_bytes
 from birdnet_edge.clips.cutter import Clip
 
 _LOGGER = logging.getLogger(__name__)
@@ -35,10 +37,15 @@ def encode(clip: Clip) -> bytes:
 class ClipWriter:
     """Writes the clips handed to it under ``root``, in order, from one thread."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, budget: ClipBudget | None = None) -> None:
+        """Write under ``root`` within ``budget`` (checked now, at start, and before each clip)."""
         self.root = root
+        self.budget = budget
         self.written = 0
         self.failed = 0
+        self.over_budget = 0  # clips not written: they did not fit
+        if budget is not None and not budget.make_room(0, dt.datetime.now(dt.timezone.utc)):
+            _LOGGER.warning("the clips under %s are over their budget", root)
         self._queue: queue.SimpleQueue[Clip | None] = queue.SimpleQueue()
         self._last_error = -ERROR_EVERY
         self._thread = threading.Thread(target=self._run, name="clip-writer", daemon=True)
@@ -73,8 +80,20 @@ class ClipWriter:
         path = self.root / clip.name
         path.parent.mkdir(parents=True, exist_ok=True)
         data = encode(clip)
+        d = clip.detection
+        if self.budget is not None and not self.budget.make_room(len(data), d.start):
+            self.over_budget += 1
+            raise OSError(
+                f"no room within clips.max_size_mb and clips.min_free_mb (free {self._free_mb()} "
+                "MB): the clip is not kept; raise the limits or free space"
+            )
         partial = path.with_name(path.name + ".part")
         with open(partial, "wb") as f:
             f.write(data)
         os.replace(partial, path)
         self.written += 1
+        if self.budget is not None:
+            self.budget.added(Kept(clip.name, len(data), d.scientific, d.confidence, d.start))
+
+    def _free_mb(self) -> int:
+        return free_bytes(self.root) >> 20

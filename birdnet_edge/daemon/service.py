@@ -27,6 +27,7 @@ from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.source import Source
 from birdnet_edge.audio.windows import make_batch
 from birdnet_edge.clips import clips_dir
+from birdnet_edge.clips.budget import Budget, ClipBudget, on_disk
 from birdnet_edge.clips.cutter import ClipCutter, ClipSettings
 from birdnet_edge.clips.writer import ClipWriter
 from birdnet_edge.config import Config, load_config
@@ -45,6 +46,7 @@ from birdnet_edge.detect.refine import refinement_of
 from birdnet_edge.detect.sinks import Fanout
 from birdnet_edge.detect.stack import confirmation_of, load_detector, thresholds
 from birdnet_edge.errors import BirdnetEdgeError
+from birdnet_edge.log import queries
 from birdnet_edge.log.feed import LogFeed
 from birdnet_edge.log.history import History
 from birdnet_edge.log.record import DetectionContext
@@ -161,13 +163,25 @@ class Daemon:
         #: Writes the clips the listener cuts (``clips.enabled``), on its own thread.
         self.clip_writer: ClipWriter | None = None
         if cfg.clips.enabled:
-            self.clip_writer = ClipWriter(clips_dir(cfg, self.db_path))
+            self.clip_writer = ClipWriter(clips_dir(cfg, self.db_path), self._clip_budget(cfg))
             settings = ClipSettings(
                 pre=round(cfg.clips.pre * SAMPLE_RATE),
                 post=round(cfg.clips.post * SAMPLE_RATE),
                 longest=round(cfg.clips.max_seconds * SAMPLE_RATE),
             )
             self.listener.keep_clips(ClipCutter(self.source.ring, settings, self.clip_writer.put))
+
+    def _clip_budget(self, cfg: Config) -> ClipBudget:
+        """The clips' budget, with the clips already on disk (their species from the log)."""
+        root = clips_dir(cfg, self.db_path)
+        conn = queries.connect(self.db_path)
+        try:
+            known = queries.clips(conn)
+        finally:
+            conn.close()
+        c = cfg.clips
+        limits = Budget(c.max_size_mb << 20, c.min_free_mb << 20, c.retention_days)
+        return ClipBudget(root, limits, on_disk(root, known))
 
     def _publisher(self, cfg: Config) -> MQTTPublisher | None:
         return MQTTPublisher(cfg, self.db_path, feed=self.feed) if cfg.mqtt.enabled else None

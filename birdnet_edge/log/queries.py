@@ -168,6 +168,16 @@ def _detection(row: Any) -> Detection:
     return from_row(tuple(row[1:]), rowid=row[0])
 
 
+def clips(conn: sqlite3.Connection) -> dict[str, tuple[str, float, dt.datetime]]:
+    """Every clip the log names: its species, confidence and start, by its name."""
+    if "clip" not in _present(conn):
+        return {}
+    rows = conn.execute(
+        "SELECT clip, scientific, confidence, start_utc FROM detections WHERE clip IS NOT NULL"
+    )
+    return {str(c): (str(s), float(p), parse_utc(t)) for c, s, p, t in rows}
+
+
 def by_id(conn: sqlite3.Connection, prefix: str) -> list[Detection]:
     """The detections whose id starts with ``prefix`` (a range on the id's unique index)."""
     prefix = prefix.strip().lower()
