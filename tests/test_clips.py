@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from PIL import Image
 
 from birdnet_edge.audio.decode import iter_audio
 from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.clips import spectrogram
 from birdnet_edge.clips.cutter import to_int16
 from birdnet_edge.config import (
     AnalysisConfig,
@@ -25,6 +27,7 @@ from birdnet_edge.config import (
 )
 from birdnet_edge.daemon.service import Daemon, RunOptions
 from birdnet_edge.log.record import parse_utc
+from tests.broker import Broker
 from tests.mixing import SPEECH_AT, excerpt, mix, write_wav
 
 pytestmark = pytest.mark.model
@@ -79,6 +82,10 @@ def test_each_clip_is_the_scored_audio_bit_for_bit(
         first = max(0, _sample(start) - SAMPLE_RATE)
         last = min(len(source), _sample(end) + SAMPLE_RATE)
         assert np.array_equal(audio, source[first:last]), (clip, len(audio), last - first)
+        with Image.open(path.with_suffix(".png")) as picture:  # the spectrogram beside it
+            assert picture.format == "PNG"
+            width = spectrogram.LEFT + round(len(audio) / SAMPLE_RATE * 100) + spectrogram.RIGHT
+            assert picture.size == (width, spectrogram.TOP + 256 + spectrogram.BOTTOM)
     assert not list((tmp_path / "clips").rglob("*.part"))
 
 
@@ -123,3 +130,38 @@ def test_log_lists_shows_and_refuses_to_play_what_is_not_there(
     unknown = run_cli(["log", "show", "ffffffff", "-c", str(config)])
     assert unknown.returncode == 2
     assert "no detection with id 'ffffffff'" in unknown.stderr
+
+
+def test_home_assistant_shows_the_last_spectrogram(
+    soundscape: Path, model_dir: Path, tmp_path: Path, broker: Broker
+) -> None:
+    import json
+
+    from birdnet_edge.config import MQTTConfig
+    from birdnet_edge.mqtt.discovery import Topics
+    from tests.broker import retained
+
+    db = tmp_path / "d.db"
+    cfg = Config(
+        model=ModelConfig(dir=model_dir),
+        analysis=AnalysisConfig(min_confidence=0.5, overlap=0.0, refine=RefineConfig(False)),
+        database=DatabaseConfig(path=db),
+        clips=ClipsConfig(enabled=True),
+        mqtt=MQTTConfig(enabled=True, host=broker.host, port=broker.port),
+    )
+    options = RunOptions(
+        input_file=soundscape, fast=True, console=False, start_time=START.timestamp()
+    )
+    Daemon(cfg, options).run()
+    topics = Topics.for_station("garden")
+    png = retained(broker, topics.image)
+    assert png is not None
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    config = retained(broker, "homeassistant/image/birdnet_edge_garden/last_spectrogram/config")
+    assert config is not None
+    assert json.loads(config)["image_topic"] == topics.image
+    with sqlite3.connect(db) as conn:
+        (last,) = conn.execute(
+            "SELECT clip FROM detections WHERE clip IS NOT NULL ORDER BY end_utc DESC LIMIT 1"
+        ).fetchone()
+    assert (tmp_path / "clips" / last).with_suffix(".png").read_bytes() == png

@@ -78,6 +78,7 @@ REQUIRED = {
     "event": {"state_topic", "event_types"},
     "sensor": {"state_topic"},
     "binary_sensor": {"state_topic"},
+    "image": {"image_topic"},
 }
 DEVICE_CLASSES = {
     "event": EVENT_DEVICE_CLASSES,
@@ -345,3 +346,15 @@ def test_templates_before_the_first_detection_give_unknown() -> None:
 def test_discovery_prefix_is_configurable() -> None:
     topics = {m.topic.split("/")[0] for m in discovery_messages(TOPICS, DEVICE, "ha-test")}
     assert topics == {"ha-test"}
+
+
+def test_the_spectrogram_image_entity_when_clips_are_kept() -> None:
+    messages = discovery_messages(TOPICS, DEVICE, "homeassistant", image=True)
+    seen: set[str] = set()
+    for msg in messages:
+        assert ha_problems(msg, seen) == [], msg.topic
+    (image,) = [m for m in messages if m.component == "image"]
+    assert image.topic == "homeassistant/image/birdnet_edge_mein_garten_sud/last_spectrogram/config"
+    assert image.payload["image_topic"] == TOPICS.image
+    assert image.payload["content_type"] == "image/png"
+    assert "url_topic" not in image.payload  # one or the other, never both

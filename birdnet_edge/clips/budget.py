@@ -111,8 +111,9 @@ class ClipBudget:
         return min(ordinary or self.kept.values(), key=lambda k: k.start)
 
     def _delete(self, clip: Kept) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            (self.root / clip.name).unlink()
+        for path in (self.root / clip.name, (self.root / clip.name).with_suffix(".png")):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         del self.kept[clip.name]
         self.deleted += 1
 
@@ -123,9 +124,11 @@ def on_disk(root: Path, known: dict[str, tuple[str, float, dt.datetime]]) -> lis
     out = []
     for path in root.rglob("*.flac") if root.is_dir() else ():
         name = path.relative_to(root).as_posix()
+        image = path.with_suffix(".png")
         stat = path.stat()
+        size = stat.st_size + (image.stat().st_size if image.is_file() else 0)
         species, confidence, start = known.get(
             name, ("", 0.0, dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc))
         )
-        out.append(Kept(name, stat.st_size, species, confidence, start))
+        out.append(Kept(name, size, species, confidence, start))
     return out

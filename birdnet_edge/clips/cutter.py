@@ -45,6 +45,7 @@ class ClipSettings:
 
 @dataclass
 class _Cutting:
+    first: int  # the event's first window's first sample
     start: int  # the clip's first sample
     last_end: int  # end of the event's last window so far
     copied: int  # samples copied so far, from ``start``
@@ -58,6 +59,7 @@ class Clip:
     name: str
     samples: Int16Array
     detection: Detection
+    marked: tuple[float, float] = (0.0, 0.0)  # seconds of the event's windows in the clip
 
 
 def clip_name(d: Detection) -> str:
@@ -104,8 +106,9 @@ class ClipCutter:
                 out.append(change)
                 continue
             if change.kind == "opened":
-                start = max(0, window_end - _window(d) - self.settings.pre)
-                self._cutting[d.id] = _Cutting(start, window_end, 0)
+                first = window_end - _window(d)
+                start = max(0, first - self.settings.pre)
+                self._cutting[d.id] = _Cutting(first, start, window_end, 0)
             cutting = self._cutting.get(d.id)
             if cutting is None:  # opened before clips were on (a reload)
                 out.append(change)
@@ -152,7 +155,12 @@ class ClipCutter:
             return change
         samples = np.concatenate(cutting.parts) if cutting.parts else np.zeros(0, np.int16)
         named = dataclasses.replace(d, clip=clip_name(d))
-        self.deliver(Clip(clip_name(d), samples, named))
+        rate = SAMPLE_RATE
+        marked = (
+            (cutting.first - cutting.start) / rate,
+            min(cutting.last_end - cutting.start, len(samples)) / rate,
+        )
+        self.deliver(Clip(clip_name(d), samples, named, marked))
         self.kept += 1
         return dataclasses.replace(change, detection=named)
 

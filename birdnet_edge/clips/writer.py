@@ -14,6 +14,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import soundfile
@@ -21,6 +22,7 @@ import soundfile
 from birdnet_edge.audio.format import SAMPLE_RATE
 from birdnet_edge.clips.budget import ClipBudget, Kept, free_bytes
 from birdnet_edge.clips.cutter import Clip
+from birdnet_edge.clips.spectrogram import render
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,13 +36,34 @@ def encode(clip: Clip) -> bytes:
     return out.getvalue()
 
 
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``path`` under a temporary name, then rename it: whole or not at all."""
+    partial = path.with_name(path.name + ".part")
+    with open(partial, "wb") as f:
+        f.write(data)
+    os.replace(partial, path)
+
+
+def image_of(clip: Path) -> Path:
+    """The spectrogram beside a clip."""
+    return clip.with_suffix(".png")
+
+
 class ClipWriter:
     """Writes the clips handed to it under ``root``, in order, from one thread."""
 
-    def __init__(self, root: Path, budget: ClipBudget | None = None) -> None:
-        """Write under ``root`` within ``budget`` (checked now, at start, and before each clip)."""
+    def __init__(
+        self,
+        root: Path,
+        budget: ClipBudget | None = None,
+        on_image: Callable[[bytes], None] | None = None,
+    ) -> None:
+        """Write under ``root`` within ``budget`` (checked now, at start, and before each clip);
+        ``on_image`` is given each spectrogram written (for Home Assistant's image entity)."""
         self.root = root
         self.budget = budget
+        self.on_image = on_image
+        self.last_image: bytes | None = None
         self.written = 0
         self.failed = 0
         self.over_budget = 0  # clips not written: they did not fit
@@ -80,20 +103,23 @@ class ClipWriter:
         path = self.root / clip.name
         path.parent.mkdir(parents=True, exist_ok=True)
         data = encode(clip)
+        image = render(clip.samples, marked=clip.marked)
         d = clip.detection
-        if self.budget is not None and not self.budget.make_room(len(data), d.start):
+        size = len(data) + len(image)
+        if self.budget is not None and not self.budget.make_room(size, d.start):
             self.over_budget += 1
             raise OSError(
                 f"no room within clips.max_size_mb and clips.min_free_mb (free {self._free_mb()} "
                 "MB): the clip is not kept; raise the limits or free space"
             )
-        partial = path.with_name(path.name + ".part")
-        with open(partial, "wb") as f:
-            f.write(data)
-        os.replace(partial, path)
+        _write_whole(path.with_suffix(".png"), image)  # the picture first: a clip has one
+        _write_whole(path, data)
         self.written += 1
+        self.last_image = image
         if self.budget is not None:
-            self.budget.added(Kept(clip.name, len(data), d.scientific, d.confidence, d.start))
+            self.budget.added(Kept(clip.name, size, d.scientific, d.confidence, d.start))
+        if self.on_image is not None:
+            self.on_image(image)
 
     def _free_mb(self) -> int:
         return free_bytes(self.root) >> 20

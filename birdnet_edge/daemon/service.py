@@ -163,13 +163,21 @@ class Daemon:
         #: Writes the clips the listener cuts (``clips.enabled``), on its own thread.
         self.clip_writer: ClipWriter | None = None
         if cfg.clips.enabled:
-            self.clip_writer = ClipWriter(clips_dir(cfg, self.db_path), self._clip_budget(cfg))
+            self.clip_writer = ClipWriter(
+                clips_dir(cfg, self.db_path), self._clip_budget(cfg), on_image=self._image
+            )
             settings = ClipSettings(
                 pre=round(cfg.clips.pre * SAMPLE_RATE),
                 post=round(cfg.clips.post * SAMPLE_RATE),
                 longest=round(cfg.clips.max_seconds * SAMPLE_RATE),
             )
             self.listener.keep_clips(ClipCutter(self.source.ring, settings, self.clip_writer.put))
+
+    def _image(self, png: bytes) -> None:
+        """A spectrogram was written: Home Assistant's image entity shows it."""
+        mqtt = self.mqtt  # read once: a reload may swap the publisher
+        if mqtt is not None:
+            mqtt.image(png)
 
     def _clip_budget(self, cfg: Config) -> ClipBudget:
         """The clips' budget, with the clips already on disk (their species from the log)."""

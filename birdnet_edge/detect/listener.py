@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES
 from birdnet_edge.audio.source import Source
 from birdnet_edge.audio.windows import Windower, WindowSpan, make_batch
 from birdnet_edge.clips.cutter import ClipCutter
@@ -107,7 +107,9 @@ class Listener:
     def keep_clips(self, cutter: ClipCutter) -> None:
         """Cut clips with ``cutter`` (before :meth:`run`): the ring then keeps its pre-roll."""
         self.clips = cutter
-        self.windower.keep_before = cutter.settings.pre
+        # An event may open at any window of the batch being scored (up to a batch of hops
+        # before the next window to cut): its clip starts ``pre`` before that.
+        self.windower.keep_before = cutter.settings.pre + len(self.batch) * WINDOW_SAMPLES
 
     def set_windows(self, overlap: float, refinement: Refinement | None) -> None:
         """Change the overlap and refinement from the next window on (applied on the loop's

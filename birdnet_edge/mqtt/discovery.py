@@ -65,6 +65,11 @@ class Topics:
         return f"{self.prefix}/detection"
 
     @property
+    def image(self) -> str:
+        """The last detection's spectrogram (PNG bytes, retained), with clips on."""
+        return f"{self.prefix}/image"
+
+    @property
     def sound(self) -> str:
         """BirdNET's sounds (dog, engine, siren...) with ``filters.report_sounds``; QoS 1."""
         return f"{self.prefix}/sound"
@@ -130,9 +135,10 @@ def _device(device: Device) -> dict[str, Any]:
 
 
 def discovery_messages(
-    topics: Topics, device: Device, discovery_prefix: str = "homeassistant"
+    topics: Topics, device: Device, discovery_prefix: str = "homeassistant", *, image: bool = False
 ) -> list[DiscoveryMessage]:
-    """The discovery config of every entity of the station, to publish retained."""
+    """The discovery config of every entity of the station, to publish retained (``image``:
+    the last detection's spectrogram too, when clips are kept)."""
     node = device.node_id
     last = "value_json.last"
     entities: list[tuple[str, str, dict[str, Any]]] = [
@@ -209,6 +215,19 @@ def discovery_messages(
             },
         ),
     ]
+    if image:
+        entities.append(
+            (
+                "image",
+                "last_spectrogram",
+                {
+                    "name": "Last spectrogram",
+                    "image_topic": topics.image,
+                    "content_type": "image/png",
+                    "icon": "mdi:waveform",
+                },
+            )
+        )
     messages = []
     for component, object_id, config in entities:
         # The connectivity sensor shows `offline` as OFF instead of turning unavailable: any

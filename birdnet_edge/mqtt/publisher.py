@@ -149,11 +149,11 @@ class MQTTPublisher:
         self._acked: list[int] = []  # seqs acknowledged, to delete from the outbox
         self._ha_online = False
         self._state_dirty = True
+        self._image: bytes | None = None  # the latest spectrogram, not yet published
         self._last: dict[str, Any] | None = None
         self._day = DayCounts(dt.datetime.now().astimezone().date())
-        self._offline_mid: int | None = None
-        self._offline_acked = False
-        self._db_failing = False
+        self._offline_mid: int | None = None  # the retained offline's, on a clean stop
+        self._offline_acked = self._db_failing = False
 
     # ----------------------------------------------------------------- the interface
 
@@ -162,6 +162,12 @@ class MQTTPublisher:
         if outboxed:
             self._outbox_signal.set()
             self._poke()
+
+    def image(self, png: bytes) -> None:
+        """The last detection's spectrogram, for Home Assistant's image entity (any thread;
+        only the latest is kept until it is sent)."""
+        self._image = png
+        self._poke()
 
     def unstored(self, messages: Sequence[HeldMessage]) -> None:
         """Publish these (event id, topic, payload) the log could not write to the outbox: kept
@@ -448,7 +454,8 @@ class MQTTPublisher:
         )
 
     def _publish_discovery(self) -> None:
-        for msg in discovery_messages(self.topics, self.device, self.discovery_prefix):
+        image = self.cfg.clips.enabled
+        for msg in discovery_messages(self.topics, self.device, self.discovery_prefix, image=image):
             self._client.publish(msg.topic, dumps(msg.payload), qos=1, retain=True)
 
     def _work(self) -> None:
@@ -464,6 +471,9 @@ class MQTTPublisher:
             self._state_dirty = False
             state = state_message(self._last, self._day)
             self._client.publish(self.topics.state, dumps(state), qos=1, retain=True)
+        image, self._image = self._image, None
+        if image is not None:  # retained: a dashboard opened later still shows it
+            self._client.publish(self.topics.image, image, qos=1, retain=True)
         self._send_outbox()
 
     def _take_acks(self) -> None:
