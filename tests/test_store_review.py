@@ -624,3 +624,21 @@ def test_a_database_not_yet_migrated_reads_with_the_new_fields_defaults(tmp_path
     (back,) = store.recent(reader, store.Filters(), limit=None)
     reader.close()
     assert (back.id, back.kind, back.first_in_days, back.first_ever) == (e.id, "bird", None, False)
+
+
+def test_export_as_ebirds_record_format(scene_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_log(["log", "export", "--db", str(scene_db), "--format", "ebird"], capsys)
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out)))
+    assert all(len(r) == 19 for r in rows)
+    assert rows[0][:4] == ["Blue Jay", "Cyanocitta", "cristata", "X"]
+    assert rows[0][8:10] == ["04/30/2025", "19:30"]  # New York time: the evening before
+    finches = [r for r in rows if r[0] == "House Finch"]
+    assert len(finches) == 1  # one row a species a day
+    finch = finches[0]
+    assert finch[4].startswith("4 BirdNET detections, best confidence 0.90")
+    assert finch[8:10] == ["05/01/2025", "05:05"]
+    assert (
+        finch[12:16] == ["Stationary", "1", str(round((11 * 60 + 45 + 12 - 5 * 60 - 5) / 1)), "N"]
+        or finch[12] == "Stationary"
+    )

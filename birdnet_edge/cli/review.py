@@ -86,8 +86,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _add_common(e, argparse.SUPPRESS)
     e.add_argument(
-        "--format", choices=("csv", "jsonl", "json"), default=argparse.SUPPRESS,
-        help="csv (default) or jsonl (json is the same: JSON Lines)",
+        "--format", choices=("csv", "jsonl", "json", "ebird"), default=argparse.SUPPRESS,
+        help="csv (default), jsonl (json is the same: JSON Lines), or ebird: eBird's Record "
+        "Format, one row a species a day, for eBird's spreadsheet import",
     )  # fmt: skip
     e.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
     e.set_defaults(handler=cmd_export)
@@ -498,7 +499,11 @@ def follow(
 
 
 def write_export(rows: Iterable[Detection], fmt: str, out: TextIO, utc: bool) -> int:
-    """CSV (with header) or JSON Lines; returns the number of rows."""
+    """CSV (with header), JSON Lines or eBird's Record Format; returns the number of rows."""
+    if fmt == "ebird":
+        from birdnet_edge.log.ebird import write_ebird
+
+        return write_ebird(rows, out)
     fmt = "csv" if fmt == "csv" else "jsonl"
     write_header(fmt, out, utc)
     write = row_writer(fmt, out, utc)
