@@ -78,3 +78,22 @@ def test_a_small_disk_filling_up_never_goes_below_the_floor(tiny_fs: Path) -> No
     species = {k.species for k in writer.budget.kept.values()}
     assert species == {ROBIN.scientific, WREN.scientific}  # each species' best survives
     assert max(sizes) < floor
+
+
+def test_check_config_warns_when_an_event_closes_before_a_voice_could_be_heard(
+    tmp_path: Path,
+) -> None:
+    from tests.conftest import run_cli
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"model: {{dir: {tmp_path / 'none'}}}\nclips: {{enabled: true, post: 2}}\n"
+        "events: {gap_seconds: 3}\n"
+    )
+    proc = run_cli(["check-config", str(config)])
+    assert proc.returncode == 0
+    assert "events.gap_seconds (3) is shorter than clips.post + filters.privacy.seconds (5)" in (
+        proc.stderr
+    )
+    config.write_text(f"model: {{dir: {tmp_path / 'none'}}}\nclips: {{enabled: true}}\n")
+    assert "gap_seconds" not in run_cli(["check-config", str(config)]).stderr

@@ -23,6 +23,14 @@ def preflight(cfg: Config) -> list[str]:
     """Raise the error ``run`` would stop with for ``cfg``, if any, without loading the model;
     returns warnings (things that work but should not be so)."""
     warnings = []
+    privacy = cfg.filters.privacy
+    reach = cfg.clips.post + privacy.seconds
+    if cfg.clips.enabled and privacy.enabled and cfg.events.gap_seconds < reach:
+        warnings.append(
+            f"events.gap_seconds ({cfg.events.gap_seconds:g}) is shorter than clips.post + "
+            f"filters.privacy.seconds ({reach:g}): a voice heard just after an event closes "
+            "could be in its clip; raise events.gap_seconds"
+        )
     if cfg.mqtt.enabled:
         from birdnet_edge.mqtt.settings import check_settings  # paho: only when MQTT is on
 
