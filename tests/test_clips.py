@@ -130,6 +130,11 @@ def test_log_lists_shows_and_refuses_to_play_what_is_not_there(
     unknown = run_cli(["log", "show", "ffffffff", "-c", str(config)])
     assert unknown.returncode == 2
     assert "no detection with id 'ffffffff'" in unknown.stderr
+    Path(clip_line.split("clip: ", 1)[1]).unlink()  # deleted (the budget, or by hand)
+    assert "(missing" in run_cli(["log", "show", short, "-c", str(config)]).stdout
+    gone = run_cli(["log", "play", short, "-c", str(config)])
+    assert gone.returncode == 2
+    assert "is kept" in gone.stderr
 
 
 def test_home_assistant_shows_the_last_spectrogram(
