@@ -13,7 +13,7 @@ from birdnet_edge.config import Config, load_config
 from birdnet_edge.detect.confirm import Confirmation
 from birdnet_edge.detect.events import EventChange
 from birdnet_edge.detect.filters import window_hits
-from birdnet_edge.detect.stack import confirmation_of, per_label_thresholds, species_filter
+from birdnet_edge.detect.stack import confirmation_of, per_label_thresholds, thresholds
 from birdnet_edge.errors import BirdnetEdgeError
 from birdnet_edge.model.birdnet import load_labels
 from birdnet_edge.model.files import ModelPaths
@@ -60,7 +60,7 @@ def test_include_and_exclude_lists_inline_and_from_files(tmp_path: Path, model_d
         f"  exclude: [European Robin]\n  exclude_list: {excluded}\n  range_filter: false\n",
     )  # fmt: skip
     labels = load_labels(ModelPaths.at(model_dir), None)
-    mask = species_filter(cfg, labels)
+    mask = thresholds(cfg, labels).allowed
     assert mask is not None
     allowed = {labels[i].scientific for i in np.flatnonzero(mask)}
     assert allowed == {"Turdus merula"}

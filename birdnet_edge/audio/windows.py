@@ -105,7 +105,7 @@ class Windower:
         needed = self.next_start - self.keep_hops * self.hop - self.keep_before
         if self.hold is not None:
             needed = min(needed, self.hold)
-        self.ring.free_until(max(0, min(max(self.origin, needed), self.next_start)))
+        self.ring.free_until(max(self.origin, needed))
 
     def _skip_overwritten(self) -> None:
         oldest = self.ring.oldest()

@@ -154,13 +154,14 @@ class ClipCutter:
             )  # fmt: skip
             return change
         samples = np.concatenate(cutting.parts) if cutting.parts else np.zeros(0, np.int16)
-        named = dataclasses.replace(d, clip=clip_name(d))
+        name = clip_name(d)
+        named = dataclasses.replace(d, clip=name)
         rate = SAMPLE_RATE
         marked = (
             (cutting.first - cutting.start) / rate,
             min(cutting.last_end - cutting.start, len(samples)) / rate,
         )
-        self.deliver(Clip(clip_name(d), samples, named, marked))
+        self.deliver(Clip(name, samples, named, marked))
         self.kept += 1
         return dataclasses.replace(change, detection=named)
 

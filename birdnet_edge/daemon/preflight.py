@@ -52,7 +52,7 @@ def preflight(cfg: Config) -> list[str]:
             read_species_list(listed, named)
     excluded(named, cfg.filters.exclude)
     species_indices(named, cfg.filters.include, source="filters.include")
-    per_label_thresholds(cfg, labels)
-    confirmation_of(cfg, labels)
-    sound_rules(cfg, labels)  # the noise rules' and the daylight filter's species
+    per_label_thresholds(cfg, labels, named)
+    confirmation_of(cfg, labels, named)
+    sound_rules(cfg, labels, named)  # the noise rules' and the daylight filter's species
     return warnings

@@ -14,7 +14,7 @@ from birdnet_edge.config import Config
 from birdnet_edge.detect.confirm import Confirmation
 from birdnet_edge.detect.daylight import nocturnal
 from birdnet_edge.detect.detector import Detector, Thresholds
-from birdnet_edge.detect.filters import BoolArray, FloatArray, allowed_mask, excluded, week_of_year
+from birdnet_edge.detect.filters import FloatArray, allowed_mask, excluded, week_of_year
 from birdnet_edge.detect.sounds import Kind, NoiseRule, SoundRules, kind_mask, sound_indices
 from birdnet_edge.errors import ModelError
 from birdnet_edge.model.birdnet import Classifier, RangeModel, load_labels
@@ -40,13 +40,18 @@ Part = tuple[str, frozenset[int]]
 
 
 def species_parts(
-    cfg: Config, labels: Sequence[Label], today: dt.date | None = None, *, kinds: bool = True
+    cfg: Config,
+    labels: Sequence[Label],
+    today: dt.date | None = None,
+    *,
+    kinds: bool = True,
+    named: Sequence[Label] | None = None,
 ) -> tuple[list[Part], frozenset[int]]:
     """The parts of the species filter, each the labels it allows and what leaving a label out
     means, and the labels excluded; with ``kinds`` False every kind is allowed (as
-    BirdNET-Analyzer)."""
+    BirdNET-Analyzer). ``named``: :func:`names`, when the caller has it already."""
     f = cfg.filters
-    named = names(cfg, labels)
+    named = named or names(cfg, labels)
     # Sounds are not species: with report_sounds no species list or range filter applies.
     sounds = (
         frozenset(np.flatnonzero(kind_mask(labels, [Kind.SOUND])).tolist())
@@ -82,19 +87,12 @@ def species_parts(
     return parts, exclude
 
 
-def species_filter(
-    cfg: Config, labels: Sequence[Label], today: dt.date | None = None, *, kinds: bool = True
-) -> BoolArray | None:
-    """The mask of allowed labels: the kinds reported (``filters.classes``) ∩ species list ∩
-    include list ∩ range model for the station, minus exclusions (see :func:`species_parts`)."""
-    parts, exclude = species_parts(cfg, labels, today, kinds=kinds)
-    return allowed_mask(len(labels), species=[p for _, p in parts], exclude=exclude)
-
-
-def sound_rules(cfg: Config, labels: Sequence[Label]) -> SoundRules:
-    """The privacy and noise rules of ``cfg.filters`` for these labels."""
+def sound_rules(
+    cfg: Config, labels: Sequence[Label], named: Sequence[Label] | None = None
+) -> SoundRules:
+    """The privacy, noise and daylight rules of ``cfg.filters`` for these labels."""
     privacy = cfg.filters.privacy
-    named = names(cfg, labels)
+    named = named or names(cfg, labels)
     noise = tuple(
         NoiseRule(
             sounds=sound_indices(labels, rule.sounds),
@@ -108,7 +106,7 @@ def sound_rules(cfg: Config, labels: Sequence[Label]) -> SoundRules:
     )
     daylight = cfg.filters.daylight
     lat, lon = cfg.station.latitude, cfg.station.longitude
-    located = daylight.enabled and lat is not None and lon is not None
+    location = (lat, lon) if daylight.enabled and lat is not None and lon is not None else None
     extra = species_indices(named, daylight.species, source="filters.daylight.species")
     return SoundRules.for_labels(
         labels,
@@ -116,18 +114,20 @@ def sound_rules(cfg: Config, labels: Sequence[Label]) -> SoundRules:
         privacy_seconds=privacy.seconds,
         drop_in_private=privacy.drop_detections,
         noise=noise,
-        nocturnal=nocturnal(labels) | extra if located else frozenset(),
-        location=(lat, lon) if located and lat is not None and lon is not None else None,
+        nocturnal=nocturnal(labels) | extra if location is not None else frozenset(),
+        location=location,
         daylight_offset_minutes=daylight.offset_minutes,
     )
 
 
-def per_label_thresholds(cfg: Config, labels: Sequence[Label]) -> FloatArray | None:
+def per_label_thresholds(
+    cfg: Config, labels: Sequence[Label], named: Sequence[Label] | None = None
+) -> FloatArray | None:
     """``analysis.min_confidence`` for every label, but ``filters.thresholds``' own."""
     given = cfg.filters.thresholds
     if not given:
         return None
-    named = names(cfg, labels)
+    named = named or names(cfg, labels)
     out = np.full(len(labels), cfg.analysis.min_confidence, dtype=np.float32)
     for name, value in given.items():
         for index in species_indices(named, [name], source=f"filters.thresholds.{name}"):
@@ -135,10 +135,12 @@ def per_label_thresholds(cfg: Config, labels: Sequence[Label]) -> FloatArray | N
     return out
 
 
-def confirmation_of(cfg: Config, labels: Sequence[Label]) -> Confirmation:
+def confirmation_of(
+    cfg: Config, labels: Sequence[Label], named: Sequence[Label] | None = None
+) -> Confirmation:
     """The confirmation rule: ``mqtt.min_windows``, ``filters.min_windows`` per species, 1 for
     ``filters.single_call``."""
-    named = names(cfg, labels)
+    named = named or names(cfg, labels)
     per: dict[str, int] = {}
     for name, windows in cfg.filters.min_windows.items():
         for index in species_indices(named, [name], source=f"filters.min_windows.{name}"):
@@ -153,14 +155,15 @@ def thresholds(
 ) -> Thresholds:
     """What turns scores into detections for ``cfg``; with ``kinds`` False (``analyze``, as
     BirdNET-Analyzer) every label may be reported and no sound rules apply."""
-    parts, exclude = species_parts(cfg, labels, today, kinds=kinds)
+    named = names(cfg, labels)  # the label file read once for every part that looks names up
+    parts, exclude = species_parts(cfg, labels, today, kinds=kinds, named=named)
     return Thresholds(
         min_confidence=cfg.analysis.min_confidence,
         sensitivity=cfg.analysis.sensitivity,
         allowed=allowed_mask(len(labels), species=[p for _, p in parts], exclude=exclude),
         left_out=(*parts, ("excluded (filters.exclude)", frozenset(range(len(labels))) - exclude)),
-        per_label=per_label_thresholds(cfg, labels),
-        sounds=sound_rules(cfg, labels) if kinds else None,
+        per_label=per_label_thresholds(cfg, labels, named),
+        sounds=sound_rules(cfg, labels, named) if kinds else None,
     )
 
 
