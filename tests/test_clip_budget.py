@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import soundfile
 
 from birdnet_edge.clips.budget import Budget, ClipBudget, Kept, free_bytes, on_disk
 from birdnet_edge.clips.cutter import Clip, clip_name
@@ -97,3 +98,24 @@ def test_check_config_warns_when_an_event_closes_before_a_voice_could_be_heard(
     )
     config.write_text(f"model: {{dir: {tmp_path / 'none'}}}\nclips: {{enabled: true}}\n")
     assert "gap_seconds" not in run_cli(["check-config", str(config)]).stderr
+
+
+def test_opus_clips_are_smaller_decode_whole_and_count_in_the_budget(tmp_path: Path) -> None:
+    root = tmp_path / "clips"
+    flac = _clip(ROBIN, 0, 0.8, seconds=5.0)
+    d = make_event(WREN, T0 + dt.timedelta(minutes=1))
+    opus = Clip(clip_name(d, ".opus"), flac.samples, d)
+    assert opus.name.endswith(f"_{d.id[:8]}.opus")
+    writer = ClipWriter(root, ClipBudget(root, Budget(max_size=10 << 20)))
+    writer.put(flac)
+    writer.put(opus)
+    writer.close(timeout=30)
+    assert writer.written == 2
+    flac_size, opus_size = (len(encode(c)) for c in (flac, opus))
+    assert opus_size < flac_size / 2
+    audio, rate = soundfile.read(root / opus.name, dtype="int16")
+    assert (rate, len(audio)) == (48_000, len(opus.samples))  # lossy, but all of it
+    assert (root / opus.name).with_suffix(".png").is_file()
+    kept = {k.name: k for k in on_disk(root, {})}  # found again after a restart
+    assert set(kept) == {flac.name, opus.name}
+    assert kept[opus.name].size == opus_size + (root / opus.name).with_suffix(".png").stat().st_size

@@ -271,6 +271,42 @@ def test_changes_queued_while_busy_are_committed_together(db: Path) -> None:
     ]
 
 
+def test_growth_waits_for_the_next_commit_that_must_happen(
+    db: Path, sinks: list[LogWriter]
+) -> None:
+    """An event growing (no message to send) is not a commit of its own: it rides along with
+    the next opening, detection or closing, or is written ``update_seconds`` after it began
+    to wait; openings and closings are written at once."""
+    sink = LogWriter(db, update_seconds=60.0)  # the waits below would time out at 60 s
+    sinks.append(sink)
+    e = make_event()
+    sink.handle(EventChange("opened", e))
+    wait_until(lambda: sink.commits == 1, what="the opening written at once")
+    for _ in range(5):
+        e = grow(e)
+        sink.handle(EventChange("updated", e))
+    other = make_event(FINCH)
+    sink.handle(EventChange("opened", other))  # must be written now: takes the growth along
+    wait_until(lambda: len(rows(db)) == 2, what="the second opening")
+    assert sink.commits == 2, "five windows of growth were not commits of their own"
+    assert {r["id"]: r["windows"] for r in rows(db)}[e.id] == 6
+
+    sink.update_seconds = 1.0
+    started = time.monotonic()
+    for _ in range(3):
+        e = grow(e)
+        sink.handle(EventChange("updated", e))
+    wait_until(lambda: rows(db)[0]["windows"] == 9, timeout=10, what="growth written alone")
+    assert time.monotonic() - started >= 1.0, "growth alone waits update_seconds"
+    assert sink.commits == 3
+    sink.update_seconds = 60.0
+    e = grow(e)
+    sink.handle(EventChange("updated", e))
+    sink.handle(EventChange("closed", shut(e)))
+    wait_until(lambda: sink.commits == 4, what="the closing written at once")
+    assert (rows(db)[0]["windows"], rows(db)[0]["closed"]) == (10, 1)
+
+
 def test_events_left_open_by_a_crash_are_closed_on_restart(db: Path) -> None:
     conn = open_database(db)
     e = make_event()

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from birdnet_edge.clips import FORMATS
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -122,7 +124,8 @@ def on_disk(root: Path, known: dict[str, tuple[str, float, dt.datetime]]) -> lis
     """The clips under ``root``, with their species, confidence and time from the log
     (``known``, by name); a file the log does not know counts by its own date."""
     out = []
-    for path in root.rglob("*.flac") if root.is_dir() else ():
+    found = (p for p in root.rglob("*") if p.suffix in FORMATS) if root.is_dir() else ()
+    for path in found:
         name = path.relative_to(root).as_posix()
         image = path.with_suffix(".png")
         stat = path.stat()

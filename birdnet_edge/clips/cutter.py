@@ -41,6 +41,7 @@ class ClipSettings:
     pre: int = SAMPLE_RATE
     post: int = SAMPLE_RATE
     longest: int = 60 * SAMPLE_RATE
+    suffix: str = ".flac"  # the file format (see birdnet_edge.clips.FORMATS)
 
 
 @dataclass
@@ -62,11 +63,12 @@ class Clip:
     marked: tuple[float, float] = (0.0, 0.0)  # seconds of the event's windows in the clip
 
 
-def clip_name(d: Detection) -> str:
+def clip_name(d: Detection, suffix: str = ".flac") -> str:
     """``YYYY/MM/DD/HHMMSS_Genus_species_<id8>.flac``, dated in station time."""
     local = d.start.astimezone(d.zone)
     species = re.sub(r"[^A-Za-z0-9]+", "_", d.scientific).strip("_")
-    return str(PurePosixPath(f"{local:%Y/%m/%d}") / f"{local:%H%M%S}_{species}_{d.id[:8]}.flac")
+    name = f"{local:%H%M%S}_{species}_{d.id[:8]}{suffix}"
+    return str(PurePosixPath(f"{local:%Y/%m/%d}") / name)
 
 
 def to_int16(samples: npt.NDArray[np.float32]) -> Int16Array:
@@ -154,7 +156,7 @@ class ClipCutter:
             )  # fmt: skip
             return change
         samples = np.concatenate(cutting.parts) if cutting.parts else np.zeros(0, np.int16)
-        name = clip_name(d)
+        name = clip_name(d, self.settings.suffix)
         named = dataclasses.replace(d, clip=name)
         rate = SAMPLE_RATE
         marked = (

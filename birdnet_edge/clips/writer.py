@@ -1,4 +1,5 @@
-"""Writing clips as FLAC files, on a thread of its own: never on the audio or inference thread.
+"""Writing clips (FLAC or Opus) and their spectrograms on a thread of its own, never on the
+audio or inference thread.
 
 A clip is encoded in memory and written whole (a temporary name, then renamed), so a power cut
 leaves either the file or nothing. A full or failing disk costs the clip, said once a minute,
@@ -15,11 +16,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import soundfile
 
 from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.clips import FORMATS
 from birdnet_edge.clips.budget import ClipBudget, Kept, free_bytes
 from birdnet_edge.clips.cutter import Clip
 from birdnet_edge.clips.spectrogram import render
@@ -30,9 +32,10 @@ ERROR_EVERY = 60.0  # seconds between error lines while clips cannot be written
 
 
 def encode(clip: Clip) -> bytes:
-    """The clip as a FLAC file (16-bit, 48 kHz mono)."""
+    """The clip as a file of the format its name ends with (48 kHz mono; FLAC: 16-bit)."""
+    fmt, subtype = FORMATS[PurePosixPath(clip.name).suffix]
     out = io.BytesIO()
-    soundfile.write(out, clip.samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    soundfile.write(out, clip.samples, SAMPLE_RATE, format=fmt, subtype=subtype)
     return out.getvalue()
 
 

@@ -170,6 +170,7 @@ class Daemon:
                 pre=round(cfg.clips.pre * SAMPLE_RATE),
                 post=round(cfg.clips.post * SAMPLE_RATE),
                 longest=round(cfg.clips.max_seconds * SAMPLE_RATE),
+                suffix=f".{cfg.clips.format}",
             )
             self.listener.keep_clips(ClipCutter(self.source.ring, settings, self.clip_writer.put))
 

@@ -6,6 +6,13 @@ writer) with ``synchronous=FULL``: every commit survives a power cut, and the wr
 changes that queued up while the previous commit was being synced, so a busy dawn chorus costs one
 commit per batch rather than one per window.
 
+What must survive is written at once: an event's opening, the change that makes it a detection
+(it carries the MQTT messages that announce it) and its closing. An event merely growing (one
+more window, no message) waits up to ``update_seconds`` for the next such commit, so a bird
+singing for ten minutes costs a few commits instead of one every window: every synced commit
+rewrites whole pages of the file and its WAL, which is what wears an SD card. A crash can lose
+only that growth (the event's last windows and best confidence), never the detection.
+
 When the disk is full or the file system is read-only, the writer keeps the latest state of every
 pending event in memory (bounded), logs one error line a minute naming the problem and the fix,
 retries, and catches up when it can write again; the pipeline never waits for it.
@@ -73,6 +80,7 @@ class LogWriter:
         prune_interval: float = 600.0,
         max_pending: int = 100_000,
         batch_max: int = 2000,
+        update_seconds: float = 30.0,
     ) -> None:
         """Open (or create and migrate) ``path`` and start the writer thread.
 
@@ -80,7 +88,8 @@ class LogWriter:
         ``retention_days``/``max_size_mb``: prune the oldest events past these limits (0 = off).
         ``retry_seconds``: wait between write attempts while storage fails; ``error_interval``:
         at most one error line per this many seconds; ``prune_interval``: how often to check the
-        retention limits when idle; ``max_pending``: events kept in memory while storage fails.
+        retention limits when idle; ``max_pending``: events kept in memory while storage fails;
+        ``update_seconds``: how long an event's growth alone may wait to be written.
         Raises :class:`BirdnetEdgeError` when the file is not (or too new) a birdnet-edge
         database; a full or read-only disk does not raise (the writer keeps retrying).
         """
@@ -93,12 +102,15 @@ class LogWriter:
         self.prune_interval = prune_interval
         self.max_pending = max_pending
         self.batch_max = batch_max
+        self.update_seconds = update_seconds
         #: Ids of the events still unwritten when the writer stopped (set on close).
         self.unwritten: set[str] = set()
         self._messages_made = 0
 
         self._queue: queue.SimpleQueue[EventChange | threading.Event | None] = queue.SimpleQueue()
         self._pending: dict[str, _Pending] = {}
+        self._urgent = False  # a pending change must be written at once (see the docstring)
+        self._growth_since: float | None = None  # when unwritten growth began to wait
         self._conn: sqlite3.Connection | None = None
         self._recovered = False
         self._failing_since: float | None = None
@@ -158,7 +170,7 @@ class LogWriter:
         while not stopping:
             stopping = self._receive(self._wait_time())
             try:
-                if self._pending and (stopping or time.monotonic() >= self._next_attempt):
+                if self._pending and (stopping or time.monotonic() >= self._next_write()):
                     self._flush()
                 if not self._pending and not stopping and self._retention_on():
                     self._maybe_prune()
@@ -179,11 +191,20 @@ class LogWriter:
             self._conn.close()
             self._conn = None
 
+    def _next_write(self) -> float:
+        """When the pending changes are due: at once (or at the next retry while storage fails)
+        if one must survive or someone waits for them; growth alone, ``update_seconds`` after
+        it began to wait."""
+        if self._urgent or self._barriers or self._growth_since is None:
+            return self._next_attempt
+        return max(self._next_attempt, self._growth_since + self.update_seconds)
+
     def _wait_time(self) -> float | None:
-        """How long to wait for changes: until the next retry or retention step, else forever."""
+        """How long to wait for changes: until the pending ones are due or the next retention
+        step, else forever."""
         now = time.monotonic()
         if self._pending:
-            return max(0.0, self._next_attempt - now)
+            return max(0.0, self._next_write() - now)
         if self._retention_on():
             return max(0.05, self._next_prune - now)
         return None
@@ -220,6 +241,10 @@ class LogWriter:
             self._messages_made += 1
             messages = [*messages, (self._messages_made, topic, payload)]
         self._pending[d.id] = _Pending(d, messages, opened)
+        if change.kind != "updated" or change.messages:
+            self._urgent = True
+        elif self._growth_since is None:
+            self._growth_since = time.monotonic()
         if len(self._pending) > self.max_pending:
             del self._pending[next(iter(self._pending))]
             self._dropped += 1
@@ -263,6 +288,7 @@ class LogWriter:
         for p in batch:
             if self._pending.get(p.detection.id) is p:
                 del self._pending[p.detection.id]
+        self._urgent, self._growth_since = False, None  # (all of the batch was taken)
         self.written += len(batch)
         self.commits += 1
         if self._failing_since is not None:
