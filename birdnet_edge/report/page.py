@@ -83,6 +83,7 @@ clip:rect(0 0 0 0)}
 table.detections tr{display:grid;grid-template-columns:1fr auto;gap:.1rem .6rem;
 padding:.5rem 0;border-bottom:1px solid var(--line)}
 table.detections th,table.detections td{display:block;border:0;padding:.1rem .3rem}
+table.detections .num{text-align:left}
 table.detections .media{grid-column:1/-1}
 table.detections td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);
 font-size:.85rem}
