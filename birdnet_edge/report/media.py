@@ -1,7 +1,8 @@
 """The clips and spectrograms a report embeds (as ``data:`` URIs), within its size cap.
 
-The newest detections come first: every spectrogram that fits (small, and what a reader scans),
-then every clip that still fits. What is left out is counted, for the page to say so.
+The newest detections come first, each with its spectrogram and then its clip while they fit
+(a clip is several times its spectrogram's size: once clips no longer fit, smaller spectrograms
+of older detections may). What is left out is counted, for the page to say so.
 """
 
 from __future__ import annotations
@@ -67,39 +68,32 @@ def _uri(kind: str, path: Path) -> tuple[str, bytes] | None:
     return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}", data
 
 
-def _fit(
-    items: Sequence[tuple[str, Path]], kind: str, left: int
-) -> tuple[dict[str, tuple[str, bytes]], int, int]:
-    """The files of ``items`` (id, path) that fit in ``left`` bytes, in order, as (URI, bytes)
-    by id; the bytes left; how many on disk did not fit."""
-    chosen: dict[str, tuple[str, bytes]] = {}
-    out = 0
-    for ident, path in items:
-        n = _encoded_size(path)
-        if n is None:
-            continue
-        if n + TAG_BYTES > left:
-            out += 1
-            continue
-        found = _uri(kind, path)
-        if found is not None:
-            chosen[ident] = found
-            left -= n + TAG_BYTES
-    return chosen, left, out
-
-
 def embed(rows: Sequence[Row], budget: int) -> Embedded:
     """The media of ``rows`` (newest first) that fit in ``budget`` bytes of page."""
     clips = [(r.detection.id, r.clip) for r in rows if r.clip is not None]
     missing = frozenset(i for i, clip in clips if not clip.is_file())
-    images, left, images_out = _fit([(i, image_of(c)) for i, c in clips], "image/png", budget)
-    audio, _left, clips_out = _fit(clips, "audio/flac", left)
-    media = {
-        i: Media(
-            image=images[i][0] if i in images else None,
-            size=png_size(images[i][1]) if i in images else None,
-            audio=audio[i][0] if i in audio else None,
-        )
-        for i in images.keys() | audio.keys()
-    }
-    return Embedded(media, images_out, clips_out, missing)
+    media: dict[str, Media] = {}
+    left = budget
+    out = {"image/png": 0, "audio/flac": 0}
+    for ident, clip in clips:
+        found: dict[str, tuple[str, bytes]] = {}
+        for kind, path in (("image/png", image_of(clip)), ("audio/flac", clip)):
+            n = _encoded_size(path)
+            if n is None:
+                continue
+            if n + TAG_BYTES > left:
+                out[kind] += 1
+                continue
+            item = _uri(kind, path)
+            if item is not None:
+                found[kind] = item
+                left -= n + TAG_BYTES
+        if found:
+            image = found.get("image/png")
+            audio = found.get("audio/flac")
+            media[ident] = Media(
+                image=image[0] if image else None,
+                size=png_size(image[1]) if image else None,
+                audio=audio[0] if audio else None,
+            )
+    return Embedded(media, out["image/png"], out["audio/flac"], missing)
