@@ -355,11 +355,17 @@ def console_errors(stderr: str) -> list[str]:
 
 
 def script_ran(chromium: str, page: Path) -> tuple[bool, list[str]]:
-    """Whether the page's script ran to its end (the DOM after load says so), and the console
-    errors."""
+    """Whether the page's script ran to its end (the DOM after load says so, and shows the
+    controls it adds), and the console errors."""
     done = browse(chromium, page, "--dump-dom")
     assert done.returncode == 0, done.stderr[-2000:]
-    return READY in done.stdout, console_errors(done.stderr)
+    dom = done.stdout
+    ran = READY in dom
+    if ran:  # the sort buttons, and the species filter shown
+        assert '<th scope="col" data-sort="text" aria-sort="descending"><button' in dom
+        assert '<div id="controls">' in dom
+        assert re.search(r'<span id="shown" aria-live="polite">\d+ of \d+ rows shown', dom)
+    return ran, console_errors(done.stderr)
 
 
 #: Headless chromium paints nothing when told to scroll to a fragment before its screenshot:
