@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import sqlite3
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -29,28 +27,9 @@ from birdnet_edge.daemon.service import Daemon, RunOptions
 from birdnet_edge.log.record import parse_utc
 from tests.broker import Broker
 from tests.mixing import SPEECH_AT, excerpt, mix, write_wav
+from tests.replay import START, replay
 
 pytestmark = pytest.mark.model
-
-START = dt.datetime(2026, 5, 1, 4, 30, tzinfo=dt.timezone.utc)
-
-
-def _replay(audio: Path, tmp_path: Path, model_dir: Path) -> Path:
-    """The daemon replaying ``audio`` at full speed with clips on; returns its database."""
-    db = tmp_path / "d.db"
-    cfg = Config(
-        model=ModelConfig(dir=model_dir),
-        analysis=AnalysisConfig(min_confidence=0.25, overlap=0.0, refine=RefineConfig(False)),
-        database=DatabaseConfig(path=db),
-        clips=ClipsConfig(enabled=True, pre=1.0, post=1.0),
-    )
-    options = RunOptions(input_file=audio, fast=True, console=False, start_time=START.timestamp())
-    daemon = Daemon(cfg, options)
-    thread = threading.Thread(target=daemon.run)
-    thread.start()
-    thread.join(300)
-    assert not thread.is_alive()
-    return db
 
 
 def _rows(db: Path) -> list[tuple[str, str, str, str]]:
@@ -68,7 +47,7 @@ def test_each_clip_is_the_scored_audio_bit_for_bit(
     soundscape: Path, model_dir: Path, tmp_path: Path
 ) -> None:
     source = to_int16(np.concatenate(list(iter_audio(soundscape))))
-    db = _replay(soundscape, tmp_path, model_dir)
+    db = replay(soundscape, tmp_path, model_dir)
     rows = _rows(db)
     assert len(rows) >= 10
     assert all(clip for *_, clip in rows), "every bird detection has a clip"
@@ -96,7 +75,7 @@ def test_no_clip_holds_a_voice(
     caplog.set_level(logging.INFO, logger="birdnet_edge.clips")
     base = excerpt(soundscape, 45.0)
     mixed = write_wav(tmp_path / "speech.wav", mix(base, speech, SPEECH_AT, 0.2))
-    db = _replay(mixed, tmp_path, model_dir)
+    db = replay(mixed, tmp_path, model_dir)
     rows = _rows(db)
     voice = (round(SPEECH_AT * SAMPLE_RATE), round((SPEECH_AT + 6.4) * SAMPLE_RATE))
     kept = [(s, e) for _, s, e, clip in rows if clip]
@@ -115,7 +94,7 @@ def test_log_lists_shows_and_refuses_to_play_what_is_not_there(
 ) -> None:
     from tests.conftest import run_cli
 
-    db = _replay(soundscape, tmp_path, model_dir)
+    db = replay(soundscape, tmp_path, model_dir)
     listed = run_cli(["log", "--db", str(db), "--limit", "3"]).stdout.splitlines()
     assert listed[0].endswith("clip (id)")
     short = listed[1].split()[-1]

@@ -1,4 +1,5 @@
-"""``birdnet-edge log``: review the detection log (list, summary, export, new arrivals), read-only.
+"""``birdnet-edge log``: review the detection log (list, summary, export, new arrivals, report),
+read-only.
 
 Safe while the daemon runs: the database is opened read-only and WAL lets it read a consistent
 snapshot without holding up the writer. Times are shown in the station's local time (the UTC
@@ -119,6 +120,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         a.add_argument("id", help="the detection's id, or its first characters (`log` shows 8)")
         _add_common(a, argparse.SUPPRESS)
         a.set_defaults(handler=handler)
+
+    from birdnet_edge.cli import report
+
+    report.register(actions)
 
 
 def _add_common(p: argparse.ArgumentParser, default: Any) -> None:

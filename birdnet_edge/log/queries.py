@@ -302,3 +302,29 @@ def hourly(conn: sqlite3.Connection, f: Filters, *, utc: bool = False) -> list[i
     ):
         counts[hour] = n
     return counts
+
+
+def activity(conn: sqlite3.Connection, f: Filters) -> list[tuple[str, dt.date, int, int]]:
+    """Matching detections by species, station-local day and hour of the day:
+    (scientific, day, hour, count) for every combination that has any (one grouped scan)."""
+    where, params = _where(conn, f)
+    local = "start_utc, utc_offset_min || ' minutes'"
+    sql = (
+        f"SELECT scientific, date({local}), CAST(strftime('%H', {local}) AS INTEGER), count(*) "
+        f"FROM detections{where} GROUP BY 1, 2, 3"
+    )
+    return [
+        (str(s), dt.date.fromisoformat(str(day)), int(hour), int(n))
+        for s, day, hour, n in conn.execute(sql, params)
+    ]
+
+
+def contexts(conn: sqlite3.Connection, f: Filters) -> list[tuple[str, str, str, int]]:
+    """The stations and models the matching detections were made with:
+    (station, model, precision, count), most detections first."""
+    where, params = _where(conn, f)
+    sql = (
+        f"SELECT station, model, precision, count(*) FROM detections{where} "
+        "GROUP BY 1, 2, 3 ORDER BY 4 DESC"
+    )
+    return [(str(s), str(m), str(p), int(n)) for s, m, p, n in conn.execute(sql, params)]
