@@ -26,7 +26,7 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "table of the detections, newest first, with their spectrogram and clip where kept. "
         f"Default period: the last {DEFAULT_SINCE[:-1]} days.",
     )
-    review._add_common(r, argparse.SUPPRESS)
+    review.add_common(r, argparse.SUPPRESS)
     r.add_argument("-o", "--output", type=Path, required=True, help="the HTML file to write")
     r.add_argument(
         "--max-size", type=_megabytes, default=MAX_SIZE_MB, metavar="MB",
@@ -34,11 +34,11 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         f"{MAX_SIZE_MB:g}; 0: none)",
     )  # fmt: skip
     r.add_argument(
-        "--max-rows", type=review._positive, default=MAX_ROWS, metavar="N",
+        "--max-rows", type=review.positive, default=MAX_ROWS, metavar="N",
         help=f"the table lists the newest N detections (default {MAX_ROWS})",
     )  # fmt: skip
     r.add_argument(
-        "--away", type=review._positive, default=review.AWAY_DAYS, metavar="DAYS",
+        "--away", type=review.positive, default=review.AWAY_DAYS, metavar="DAYS",
         help=f"days without a detection that make a return an arrival (default "
         f"{review.AWAY_DAYS}, as `log new`)",
     )  # fmt: skip
@@ -66,7 +66,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     check_output(args.output)  # before the work, not after
     path = review.db_path(args)
-    cfg = load_config(review._config_path(args))
+    cfg = load_config(review.config_path(args))
     if not getattr(args, "since", None):
         args.since = DEFAULT_SINCE
     conn = store.connect(path)

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "Times are the station's local time unless --utc is given. "
         "`log summary` and `log export` take the same filters.",
     )
-    _add_common(p, None)
+    add_common(p, None)
     p.add_argument(
         "--format",
         choices=("table", "csv", "json"),
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "highest confidence, most detected first. With --species NAME --hourly: "
         "detections of that species per hour of the day as a text chart.",
     )
-    _add_common(s, argparse.SUPPRESS)
+    add_common(s, argparse.SUPPRESS)
     s.add_argument(
         "--format", choices=("table", "csv", "json"), default=argparse.SUPPRESS,
         help="output (default table)",
@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Write every detection matching the filters, oldest first, as CSV or JSON "
         "Lines (one object per line), to stdout or a file.",
     )
-    _add_common(e, argparse.SUPPRESS)
+    add_common(e, argparse.SUPPRESS)
     e.add_argument(
         "--format", choices=("csv", "jsonl", "json", "ebird"), default=argparse.SUPPRESS,
         help="csv (default), jsonl (json is the same: JSON Lines), or ebird: eBird's Record "
@@ -101,9 +101,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "came after at least --away days without one, or was their first ever, in order of "
         "arrival.",
     )
-    _add_common(n, argparse.SUPPRESS)
+    add_common(n, argparse.SUPPRESS)
     n.add_argument(
-        "--away", type=_positive, default=AWAY_DAYS, metavar="DAYS",
+        "--away", type=positive, default=AWAY_DAYS, metavar="DAYS",
         help=f"days without a detection that make a return an arrival (default {AWAY_DAYS})",
     )  # fmt: skip
     n.add_argument(
@@ -118,7 +118,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ):
         a = actions.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
         a.add_argument("id", help="the detection's id, or its first characters (`log` shows 8)")
-        _add_common(a, argparse.SUPPRESS)
+        add_common(a, argparse.SUPPRESS)
         a.set_defaults(handler=handler)
 
     from birdnet_edge.cli import report
@@ -126,7 +126,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report.register(actions)
 
 
-def _add_common(p: argparse.ArgumentParser, default: Any) -> None:
+def add_common(p: argparse.ArgumentParser, default: Any) -> None:
     """The options every ``log`` action takes. Actions pass ``SUPPRESS`` so that options given
     before the action name (``log --since 2h summary``) are not reset by the action's defaults."""
 
@@ -148,7 +148,7 @@ def _add_common(p: argparse.ArgumentParser, default: Any) -> None:
     add("--until", metavar="WHEN", help="before this time (same forms as --since)")
     add("--species", metavar="NAME", help="common or scientific name contains NAME (any case)")
     add("--min-conf", type=_confidence, metavar="C", help="highest confidence at least C (0..1)")
-    add("--limit", type=_positive, metavar="N", help=f"at most N rows (log: default {LIST_LIMIT})")
+    add("--limit", type=positive, metavar="N", help=f"at most N rows (log: default {LIST_LIMIT})")
     add("--utc", action="store_true", help="times in UTC instead of the station's local time")
     add(
         "--sounds", action="store_true",
@@ -166,7 +166,7 @@ def _confidence(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -271,7 +271,7 @@ def _one(args: argparse.Namespace) -> tuple[Detection, Path | None]:
     d = found[0]
     if d.clip is None:
         return d, None
-    cfg = load_config(_config_path(args))
+    cfg = load_config(config_path(args))
     return d, clips_dir(cfg, path) / d.clip
 
 
@@ -358,7 +358,7 @@ def _hourly(conn: sqlite3.Connection, path: Path, f: Filters, utc: bool) -> int:
 # -- shared pieces ----------------------------------------------------------------------------
 
 
-def _config_path(args: argparse.Namespace) -> Path | None:
+def config_path(args: argparse.Namespace) -> Path | None:
     """``-c``, else the default config file when it exists (as ``run``), else the service's
     where this user may read it (``sudo birdnet-edge log``)."""
     from birdnet_edge import paths
@@ -382,7 +382,7 @@ def db_path(args: argparse.Namespace) -> Path:
     service_db = paths.SERVICE_STATE_DIR / DB_NAME
     if args.db is not None:
         return Path(args.db)
-    cfg = load_config(_config_path(args))
+    cfg = load_config(config_path(args))
     if cfg.database.path is not None:
         return cfg.database.path
     path = default_db_path()
