@@ -255,17 +255,18 @@ def test_discovery_is_retained_and_sent_again_when_home_assistant_starts(
     with pipeline(mqtt_cfg(broker), tmp_path / "d.db") as p:
         wait_until(lambda: p.publisher.state == "connected")
         with subscriber(broker, [config_filter]) as sub:
-            first = sub.wait_for(lambda ms: len(ms) >= 6)
+            first = sub.wait_for(lambda ms: len(ms) >= 7)
             assert all(m.retain for m in first)  # stored by the broker for Home Assistant
+            # (the image: the last spectrogram, clips being on by default)
             assert sorted(m.topic.split("/")[1] for m in first) == [
-                "binary_sensor", "event", "sensor", "sensor", "sensor", "sensor",
+                "binary_sensor", "event", "image", "sensor", "sensor", "sensor", "sensor",
             ]  # fmt: skip
             for m in first:
                 payload = json.loads(m.payload)
                 assert payload["availability"][0]["topic"] == TOPICS.availability
             sub.client.publish("homeassistant/status", "online", qos=1)
-            again = sub.wait_for(lambda ms: len(ms) >= 12)
-            assert {m.topic for m in again[6:]} == {m.topic for m in first}
+            again = sub.wait_for(lambda ms: len(ms) >= 14)
+            assert {m.topic for m in again[7:]} == {m.topic for m in first}
 
 
 def test_discovery_can_be_switched_off(broker: Broker, tmp_path: Path) -> None:
