@@ -92,9 +92,13 @@ class ClipCutter:
 
     def oldest_needed(self) -> int | None:
         """The oldest sample a clip still needs from the ring (None: none)."""
-        if not self._cutting:
-            return None
-        return min(c.start + c.copied for c in self._cutting.values())
+        # A clip that holds its longest needs no more audio, however long its event goes on:
+        # holding the ring for it would stall a replay, which waits for room, for good.
+        longest = self.settings.longest
+        return min(
+            (c.start + c.copied for c in self._cutting.values() if c.copied < longest),
+            default=None,
+        )
 
     def follow(
         self, changes: list[EventChange], window_end: int, private: Private | None = None
