@@ -57,10 +57,21 @@ class Daemon:
         return self.proc.wait(timeout=10)
 
 
+#: Seconds of silence before each played excerpt. The null sink's monitor (the test's
+#: "microphone") loses the head of every new playback: PulseAudio mixes a new stream in at once
+#: by rewinding the sink, the monitor cannot take back the silence it already sent, so it drops
+#: as much of the new audio: measured 55 ms with 0.1 s capture periods, 0.26 s with 0.5 s ones,
+#: and a whole period when the playback starts as the capture stream opens. A microphone's
+#: audio never restarts; a playback already running when the capture opens loses nothing
+#: (test_the_capture_is_sample_exact_from_its_first_block).
+LEAD = 1.0
+
+
 def _excerpt(soundscape: Path, tmp_path: Path, start: float, end: float) -> Path:
     audio, rate = soundfile.read(soundscape, dtype="float32")
     path = tmp_path / f"excerpt_{start:g}_{end:g}.wav"
-    soundfile.write(path, audio[int(start * rate) : int(end * rate)], rate)
+    lead = np.zeros(int(LEAD * rate), dtype=np.float32)
+    soundfile.write(path, np.concatenate([lead, audio[int(start * rate) : int(end * rate)]]), rate)
     return path
 
 
@@ -124,7 +135,7 @@ def test_device_loss_and_return(
         deadline = time.monotonic() + 15
         while len(daemon.out) == before and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert any("Black-capped Chickadee" in line for line in daemon.out[before:])
+        assert any("Black-capped Chickadee" in line for line in daemon.out[before:]), daemon.out
     finally:
         assert daemon.stop() == 0
 
@@ -290,3 +301,41 @@ def test_a_replugged_microphone_is_back_within_a_second_and_said_missing_once(
     errors = [r for r in outage if r.levelno >= logging.ERROR]
     assert len(errors) == 1, said  # one line: it stopped delivering audio; no line per retry
     assert abs(error) < 0.25, f"after the replug the tone is stamped {error:+.2f} s off"
+
+
+def test_the_capture_is_sample_exact_from_its_first_block(
+    pulse: PulseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Audio already flowing when the stream opens, as from a microphone: every sample in the
+    # ring, from the first block on, is the played one, in order, with nothing lost or doubled.
+    rate = 48_000
+    played = np.random.default_rng(7).integers(-8000, 8000, size=6 * rate, dtype=np.int16)
+    played[played == 0] = 1  # zeros are the sink's own silence
+    clip = tmp_path / "noise.wav"
+    soundfile.write(clip, played, rate, subtype="PCM_16")
+    player = pulse.play(clip)
+    time.sleep(0.5)  # playing before the capture opens
+    capture = _Capture(pulse, monkeypatch)
+    try:
+        capture.poll_until(lambda: player.poll() is not None, timeout=30)
+        capture.poll_until(lambda: capture.ring.written > 4 * rate, timeout=5)
+        got_f = np.zeros(capture.ring.written, dtype=np.float32)
+        assert capture.ring.read(0, got_f)
+    finally:
+        capture.stop()
+    got = np.round(got_f * 32768).astype(np.int16)
+    sound = np.flatnonzero(got)
+    assert len(sound), "nothing of the playback arrived"
+    first = int(sound[0])
+    # Only the sink's silence before the playback began may precede it, not a lost block.
+    assert first < rate, f"the playback arrives {first / rate:.2f} s into the stream"
+    key = got[first : first + 8]
+    starts = np.flatnonzero(
+        np.all(np.lib.stride_tricks.sliding_window_view(played, 8) == key, axis=1)
+    )
+    assert len(starts) == 1, "the stream's first sound is not a stretch of the played audio"
+    at = int(starts[0])
+    n = min(len(played) - at, len(got) - first)
+    assert n > 4 * rate, f"only {n / rate:.2f} s of the playback arrived"
+    bad = np.flatnonzero(got[first : first + n] != played[at : at + n])
+    assert not len(bad), f"{len(bad)} samples differ, the first {bad[0] / rate:.3f} s in"

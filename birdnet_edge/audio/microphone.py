@@ -21,11 +21,17 @@ from birdnet_edge.errors import AudioError
 _LOGGER = logging.getLogger(__name__)
 
 
-#: Frames per PortAudio block, as seconds. Every block costs a wake-up of the capture thread
-#: and a call into Python: 6-8 ms of CPU per 3 s window with the PulseAudio device here, as
-#: much as the optimised model. Half-second blocks cut that to 2 ms, but through PulseAudio's
-#: ALSA plugin the tests then heard garbled audio now and then, so blocks stay short until
-#: that is understood on real hardware.
+#: Frames per PortAudio block, as seconds. Every block costs a wake-up of the capture thread,
+#: a period through PortAudio's ALSA host API (and PulseAudio's plugin) and a call into
+#: Python: at 0.1 s that is 4.6-4.8 ms of CPU per 3 s window in PortAudio's thread plus
+#: 2.0-2.2 ms in PulseAudio's client thread, beside arecord's 0.8-1.0 ms plus 1.4-1.7 ms on the
+#: same stream. 0.5 s blocks (which end on the window ends at the default hop) cost 1.5 ms plus
+#: 0.8 ms and capture sample-exactly, but the tests' microphone, a PulseAudio null sink, cannot
+#: check their timing: the sink renders as far ahead as the capture's period (0.5 s), so its
+#: monitor hands over audio before it is "played" (the tone tests see stamps 0.5 s early) and
+#: drops the head of each new playback when the sink rewinds to mix it in (0.26-0.5 s; 55 ms
+#: at 0.1 s periods) - the first bird once lost with long blocks. Blocks stay 0.1 s until
+#: their timing is checked on a real microphone.
 BLOCK_SECONDS = 0.1
 
 
