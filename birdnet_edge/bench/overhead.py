@@ -237,6 +237,7 @@ ROLES = {
     "inference": "inference loop: windows, scoring, filters, events",
     "sqlite-writer": "SQLite writer",
     "mqtt": "MQTT publisher",
+    "clip-writer": "clip writer: each event's FLAC and spectrogram",
     "daemon": "main loop: signals, heartbeat, status",
 }
 
@@ -361,11 +362,14 @@ def _report(  # noqa: PLR0917 - the runs to report
         model_ms = statistics.median(_model_cpu(r) / r.windows for r in runs)
         rest = statistics.median((r.cpu - _model_cpu(r)) / r.windows for r in runs)
         replay = statistics.median(r.threads.get("replay", 0.0) / r.windows for r in runs)
+        clips = statistics.median(r.threads.get("clip-writer", 0.0) / r.windows for r in runs)
+        others = rest - replay - clips
         print(
             f"  replaying {suffix:5} model {1000 * model_ms:6.2f} ms, everything else "
             f"{1000 * rest:5.2f} ms = {100 * rest / model_ms:+5.1f} %: replay thread (reading "
-            f"{suffix}) {1000 * replay:.2f} ms = {100 * replay / model_ms:4.1f} %, the rest "
-            f"{1000 * (rest - replay):.2f} ms = {100 * (rest - replay) / model_ms:.1f} %"
+            f"{suffix}) {1000 * replay:.2f} ms = {100 * replay / model_ms:4.1f} %, clip writer "
+            f"{1000 * clips:.2f} ms = {100 * clips / model_ms:.1f} %, the rest "
+            f"{1000 * others:.2f} ms = {100 * others / model_ms:.1f} %"
         )
     inside = statistics.median(_model_cpu(r) / r.windows for r in full)
     print(
