@@ -81,7 +81,13 @@ class PulseServer:
 
     def play(self, path: Path, seconds: float | None = None) -> subprocess.Popen[bytes]:
         """Start playing ``path`` into the sink (in real time); returns the paplay process."""
-        return subprocess.Popen(["paplay", "-d", SINK, str(path)], env=self.env)
+        # A player asking for little latency: the null sink renders as far ahead as its slowest
+        # client asks (paplay's default: 2 s; a capture with 0.5 s blocks: 0.5 s), and its
+        # monitor then hands out audio before it is "played" and drops the head of a playback
+        # that starts meanwhile. A real microphone does neither.
+        return subprocess.Popen(
+            ["paplay", "--latency-msec=20", "-d", SINK, str(path)], env=self.env
+        )
 
 
 @pytest.fixture

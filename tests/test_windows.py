@@ -103,3 +103,23 @@ def test_a_read_overlapping_a_write_in_progress_is_torn() -> None:
     ring._writing_end = 14
     assert not ring.read(2, out)
     assert ring.read(4, out)  # samples 4..7 are not touched by that write
+
+
+@pytest.mark.parametrize("hop", [3.0, 2.5, 2.0, 1.75, 1.5, 1.0, 0.5, 0.25, 2.3, 0.1])
+def test_capture_blocks_end_where_windows_end(hop: float) -> None:
+    """Every window ends 3 s + k x hop after the stream starts: a block that divides both ends
+    on each window's end, so a window is complete the moment its last block arrives."""
+    from birdnet_edge.audio.microphone import BLOCK_SECONDS, aligned_block
+
+    block = round(aligned_block(hop) * 48_000)
+    assert block <= BLOCK_SECONDS * 48_000
+    assert 144_000 % block == 0
+    assert round(hop * 48_000) % block == 0
+    if hop in (3.0, 2.5, 2.0, 1.5, 1.0, 0.5):
+        assert block == 24_000, "the longest block where one fits"
+
+
+def test_a_hop_without_a_long_common_block_gets_short_blocks() -> None:
+    from birdnet_edge.audio.microphone import aligned_block
+
+    assert aligned_block(2.37) == 0.1  # 2 880 samples would divide both: too many wake-ups

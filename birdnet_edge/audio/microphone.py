@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from birdnet_edge.audio.clock import SampleClock
 from birdnet_edge.audio.devices import find_input_device, one_line, portaudio, sound_devices
-from birdnet_edge.audio.format import SAMPLE_RATE
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.source import SourceStats
 from birdnet_edge.errors import AudioError
@@ -21,18 +22,29 @@ from birdnet_edge.errors import AudioError
 _LOGGER = logging.getLogger(__name__)
 
 
-#: Frames per PortAudio block, as seconds. Every block costs a wake-up of the capture thread,
-#: a period through PortAudio's ALSA host API (and PulseAudio's plugin) and a call into
-#: Python: at 0.1 s that is 4.6-4.8 ms of CPU per 3 s window in PortAudio's thread plus
-#: 2.0-2.2 ms in PulseAudio's client thread, beside arecord's 0.8-1.0 ms plus 1.4-1.7 ms on the
-#: same stream. 0.5 s blocks (which end on the window ends at the default hop) cost 1.5 ms plus
-#: 0.8 ms and capture sample-exactly, but the tests' microphone, a PulseAudio null sink, cannot
-#: check their timing: the sink renders as far ahead as the capture's period (0.5 s), so its
-#: monitor hands over audio before it is "played" (the tone tests see stamps 0.5 s early) and
-#: drops the head of each new playback when the sink rewinds to mix it in (0.26-0.5 s; 55 ms
-#: at 0.1 s periods) - the first bird once lost with long blocks. Blocks stay 0.1 s until
-#: their timing is checked on a real microphone.
-BLOCK_SECONDS = 0.1
+#: The longest PortAudio block, in seconds. Every block costs a wake-up of the capture thread,
+#: a period through PortAudio's ALSA host API (and PulseAudio's plugin) and a call into Python:
+#: per 3 s window, 0.1 s blocks cost 4.6-4.8 ms of CPU in PortAudio's thread plus 2.0-2.2 ms in
+#: PulseAudio's client thread, 0.5 s blocks 1.5 ms plus 0.8 ms (arecord on the same stream:
+#: 0.8-1.0 ms plus 1.4-1.7 ms). Blocks end where windows end (see :func:`aligned_block`), so
+#: longer blocks add no latency. (Long blocks once seemed to lose the first bird and to stamp
+#: audio 0.5 s early: both were the tests' microphone, a PulseAudio null sink, which renders as
+#: far ahead as its slowest client asks; a player asking for low latency cured both.)
+BLOCK_SECONDS = 0.5
+SHORTEST_BLOCK = 0.1  # seconds: when no longer block ends on the windows' ends
+
+
+def aligned_block(hop_seconds: float, longest: float = BLOCK_SECONDS) -> float:
+    """The capture block's length in seconds so that every window's end is a block's end: the
+    longest block up to ``longest`` that divides both the 3 s window and the hop (windows end at
+    3 s + k x hop after the stream starts): 0.5 s at the default 1.5 s hop. A hop with no such
+    divisor of at least 0.1 s (e.g. 2.37 s) gets 0.1 s blocks, as before blocks were aligned."""
+    step = math.gcd(WINDOW_SAMPLES, round(hop_seconds * SAMPLE_RATE)) or WINDOW_SAMPLES
+    parts = math.ceil(step / (longest * SAMPLE_RATE))
+    while step % parts:
+        parts += 1
+    block = step // parts
+    return block / SAMPLE_RATE if block >= SHORTEST_BLOCK * SAMPLE_RATE else SHORTEST_BLOCK
 
 
 class MicState(enum.Enum):
@@ -68,13 +80,15 @@ class MicrophoneSource:
         channel: int | None = None,
         samplerate: int | None = None,
         stall_seconds: float = 5.0,
+        block_seconds: float = BLOCK_SECONDS,
     ) -> None:
+        """``block_seconds``: a capture block's length (see :func:`aligned_block`)."""
         self.ring = ring
         self.device = device
         self.channel = channel
         self.samplerate = samplerate
         self.stall_seconds = stall_seconds
-        self.block_seconds = BLOCK_SECONDS
+        self.block_seconds = block_seconds
         self.clock = SampleClock()
         self.stats = SourceStats()
         self._stream: Any = None
@@ -245,7 +259,7 @@ class MicrophoneSource:
             rate = self._pick_rate(sd, index, channels)
             if self.samplerate:
                 _check_rate(sd, index, channels, self.samplerate, str(info["name"]))
-            block = round(rate * BLOCK_SECONDS)
+            block = round(rate * self.block_seconds)
             self._prepare(rate, block)
             stream = sd.InputStream(
                 device=index,

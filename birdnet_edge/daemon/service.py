@@ -20,8 +20,8 @@ from types import FrameType
 
 import numpy as np
 
-from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES
-from birdnet_edge.audio.microphone import MicrophoneSource
+from birdnet_edge.audio.format import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
+from birdnet_edge.audio.microphone import MicrophoneSource, aligned_block
 from birdnet_edge.audio.replay import FileSource
 from birdnet_edge.audio.ring import RingBuffer
 from birdnet_edge.audio.source import Source
@@ -141,8 +141,8 @@ class Daemon:
         self.today = _DayCounter()
         self.confirm = confirmation_of(cfg, self.detector.labels)
         self.sinks = self._fanout(cfg, self.mqtt)
-        self.source = self._make_source()
         self.overlap = resolve_overlap(cfg.analysis, ModelPaths.at(cfg.model.dir).dir)
+        self.source = self._make_source()
         self.tracker = EventTracker(
             detection_context(cfg, self.detector, self.overlap),
             cfg.events.gap_seconds,
@@ -223,6 +223,9 @@ class Daemon:
             channel=audio.channel,
             samplerate=audio.samplerate,
             stall_seconds=audio.stall_seconds,
+            # Blocks that end where windows end: long ones, cheap, at no cost in latency. (A
+            # reload to another overlap keeps the blocks, which may then add up to a block.)
+            block_seconds=aligned_block(WINDOW_SECONDS - self.overlap),
         )
 
     def _on_batch(self, scored: Sequence[ScoredWindow]) -> None:
