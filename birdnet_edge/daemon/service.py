@@ -458,7 +458,7 @@ class Daemon:
         self.listener.sink = self.sinks  # one assignment: the loop sees the old or the new one
         if new_publisher:
             if old is not None:
-                threading.Thread(target=old.close, name="mqtt-close", daemon=True).start()
+                old.hand_over()
             _LOGGER.info("MQTT %s", "reconfigured" if publisher else "disabled")
 
     def _write_scores(self) -> None:

@@ -126,7 +126,8 @@ class MQTTPublisher:
         self._wake_w.setblocking(False)
         self._outbox_signal = threading.Event()
         self._stop = threading.Event()
-        self._close_timeout = 5.0
+        # _handed_over: set by hand_over(), another publisher takes the outbox from then on.
+        self._handed_over, self._close_timeout = False, 5.0
         self._thread: threading.Thread | None = None
         self._state = "not started"
         self._pending = 0
@@ -190,6 +191,18 @@ class MQTTPublisher:
         """Queue a change for the state topic and the Home Assistant event; never blocks."""
         self._changes.put(change)
         self._poke()
+
+    def hand_over(self, timeout: float = 5.0) -> threading.Thread:
+        """Another publisher (a reload's) takes over: from this moment this one takes no new
+        outbox row or message, so what follows goes out under the new settings only; what it
+        has in flight it finishes, then it closes, on a thread of its own (returned)."""
+        self._handed_over = True
+        if self.feed is not None:
+            self.feed.unfollow(self)
+        closing = threading.Thread(target=self.close, args=(timeout,), name="mqtt-close")
+        closing.daemon = True
+        closing.start()
+        return closing
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is pending (briefly), publish retained ``offline``, and disconnect."""
@@ -523,7 +536,7 @@ class MQTTPublisher:
         """Publish pending outbox rows, oldest first, then what is held in memory."""
         now = time.monotonic()
         room = WINDOW - len(self._inflight) - len(self._memory_inflight)
-        if room <= 0 or now < self._hold_until:
+        if room <= 0 or now < self._hold_until or self._handed_over:
             return
         if not self._outbox_signal.is_set() and now < self._next_poll:
             return
@@ -652,7 +665,9 @@ class MQTTPublisher:
             held = self._memory or self._memory_inflight
             try:
                 drained = (
-                    not self._inflight and not held and not self._outbox.pending(self._cursor, 1)
+                    not self._inflight
+                    and not held
+                    and (self._handed_over or not self._outbox.pending(self._cursor, 1))
                 )
             except sqlite3.Error:
                 drained = not self._inflight and not held  # the outbox waits for next time
