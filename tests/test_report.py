@@ -419,3 +419,32 @@ def test_in_a_browser_with_clips(
     report(["-c", str(config), "--since", "2026-04-01"], capsys, out)
     assert script_ran(chromium, out) == (True, [])
     assert len(list(screenshots(chromium, out, "soundscape"))) == 4
+
+
+def test_each_clip_is_embedded_with_its_own_formats_type(tmp_path: Path) -> None:
+    """An Opus clip (clips.format: opus) is served as Ogg audio, a FLAC clip as FLAC: a browser
+    told the wrong type may refuse to play it."""
+    import numpy as np
+
+    from birdnet_edge.clips.cutter import Clip, clip_name
+    from birdnet_edge.clips.writer import ClipWriter
+    from birdnet_edge.report.data import Row
+    from birdnet_edge.report.media import embed
+    from tests.test_sqlite_sink import make_event
+
+    writer = ClipWriter(tmp_path)
+    rows = []
+    for suffix in (".flac", ".opus"):
+        d = make_event()
+        noise = np.random.default_rng(0).integers(-3000, 3000, 48_000).astype(np.int16)
+        writer.put(Clip(clip_name(d, suffix), noise, d))
+        rows.append(Row(d, tmp_path / clip_name(d, suffix)))
+    writer.close(timeout=30)
+    embedded = embed(rows, budget=10 << 20)
+    flac, opus = (embedded.media[r.detection.id] for r in rows)
+    assert flac.audio is not None
+    assert flac.audio.startswith("data:audio/flac;base64,")
+    assert opus.audio is not None
+    assert opus.audio.startswith("data:audio/ogg;base64,")
+    assert flac.image is not None
+    assert opus.image is not None

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from birdnet_edge.config import Config
 
-#: The clip formats: file suffix -> libsndfile's (format, subtype). FLAC keeps the scored audio
-#: bit for bit (~1.6 MB a minute); Opus (in Ogg) takes ~0.46 MB a minute but 20 times the CPU.
-FORMATS = {".flac": ("FLAC", "PCM_16"), ".opus": ("OGG", "OPUS")}
+
+class Codec(NamedTuple):
+    """How a clip file is written (libsndfile's format and subtype) and served (MIME type)."""
+
+    format: str
+    subtype: str
+    mime: str
+
+
+#: The clip formats by file suffix. FLAC keeps the scored audio bit for bit (~1.6 MB a
+#: minute); Opus (in Ogg) takes ~0.46 MB a minute but 20 times the CPU.
+FORMATS = {
+    ".flac": Codec("FLAC", "PCM_16", "audio/flac"),
+    ".opus": Codec("OGG", "OPUS", "audio/ogg"),
+}
 
 
 def clips_dir(cfg: Config, db_path: Path) -> Path:

@@ -33,9 +33,9 @@ ERROR_EVERY = 60.0  # seconds between error lines while clips cannot be written
 
 def encode(clip: Clip) -> bytes:
     """The clip as a file of the format its name ends with (48 kHz mono; FLAC: 16-bit)."""
-    fmt, subtype = FORMATS[PurePosixPath(clip.name).suffix]
+    codec = FORMATS[PurePosixPath(clip.name).suffix]
     out = io.BytesIO()
-    soundfile.write(out, clip.samples, SAMPLE_RATE, format=fmt, subtype=subtype)
+    soundfile.write(out, clip.samples, SAMPLE_RATE, format=codec.format, subtype=codec.subtype)
     return out.getvalue()
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from birdnet_edge.clips import FORMATS
 from birdnet_edge.clips.writer import image_of
 from birdnet_edge.report.data import Row
 
@@ -25,7 +26,7 @@ class Media:
 
     image: str | None = None  # data:image/png;base64,...
     size: tuple[int, int] | None = None  # the image's width and height in pixels
-    audio: str | None = None  # data:audio/flac;base64,...
+    audio: str | None = None  # data:audio/flac;base64,... (or audio/ogg: an Opus clip)
 
 
 @dataclass(frozen=True)
@@ -74,26 +75,28 @@ def embed(rows: Sequence[Row], budget: int) -> Embedded:
     missing = frozenset(i for i, clip in clips if not clip.is_file())
     media: dict[str, Media] = {}
     left = budget
-    out = {"image/png": 0, "audio/flac": 0}
+    out = {"image": 0, "audio": 0}
     for ident, clip in clips:
         found: dict[str, tuple[str, bytes]] = {}
-        for kind, path in (("image/png", image_of(clip)), ("audio/flac", clip)):
+        codec = FORMATS.get(clip.suffix)
+        mime = codec.mime if codec else "application/octet-stream"
+        for part, kind, path in (("image", "image/png", image_of(clip)), ("audio", mime, clip)):
             n = _encoded_size(path)
             if n is None:
                 continue
             if n + TAG_BYTES > left:
-                out[kind] += 1
+                out[part] += 1
                 continue
             item = _uri(kind, path)
             if item is not None:
-                found[kind] = item
+                found[part] = item
                 left -= n + TAG_BYTES
         if found:
-            image = found.get("image/png")
-            audio = found.get("audio/flac")
+            image = found.get("image")
+            audio = found.get("audio")
             media[ident] = Media(
                 image=image[0] if image else None,
                 size=png_size(image[1]) if image else None,
                 audio=audio[0] if audio else None,
             )
-    return Embedded(media, out["image/png"], out["audio/flac"], missing)
+    return Embedded(media, out["image"], out["audio"], missing)
